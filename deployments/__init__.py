@@ -1,0 +1,1 @@
+"""Model specs (``<model>.toml``) and, later, how flows are deployed for real."""

@@ -1,0 +1,248 @@
+"""The ``driftline`` command line. Imports stay inside commands so ``driftline --help`` starts fast."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from driftline.errors import DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.server import ServerInfo
+
+app = typer.Typer(
+    name="driftline",
+    help="Workflow-as-code MLOps on Prefect 3: validate, profile, train, gate, package and promote models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+server_app = typer.Typer(help="The managed local Prefect server (SQLite under .driftline/prefect).", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+def _fail(error: DriftlineError) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _connect() -> ServerInfo:
+    """Make sure a Prefect API is reachable and exported as PREFECT_API_URL before Prefect is imported."""
+    from driftline import server
+    from driftline.settings import get_settings, quiet_telemetry
+
+    quiet_telemetry()
+    settings = get_settings()
+    info = server.ensure(settings.prefect_home, settings.prefect_port)
+    os.environ["PREFECT_API_URL"] = info.api_url
+    os.environ.setdefault("PREFECT_UI_URL", info.ui_url)
+    return info
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="model name: deployments/<model>.toml")],
+    data: Annotated[str | None, typer.Option(help="path, glob or URL replacing the spec's file source")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a spec key for this run, e.g. estimator.params.max_depth=3")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="why this run; kept in the lineage")] = "manual",
+) -> None:
+    """Run the train flow for MODEL on the local Prefect server and say what the gate decided."""
+    from driftline.spec import load_spec, parse_override
+
+    try:
+        overrides = dict(parse_override(item) for item in set_ or [])
+        load_spec(model, overrides)  # fail on a bad spec before any server work
+        info = _connect()
+        from flows.train import train as train_flow
+
+        state = train_flow(model=model, data=data, overrides=overrides or None, reason=reason, return_state=True)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    run_url = f"{info.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+    if not state.is_completed():
+        typer.echo(f"{model}: run {state.name}: {state.message}\n  run: {run_url}", err=True)
+        raise typer.Exit(code=1)
+    outcome = state.result()
+    verdict = f"promoted {outcome.tag}" if outcome.promoted else "challenger rejected"
+    typer.echo(f"{model}: {verdict}: {outcome.decision.reason}\n  run: {run_url}")
+
+
+@app.command()
+def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Show MODEL's champion, its versions and the last gate decisions."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from driftline.registry import open_registry
+    from driftline.spec import load_spec
+
+    try:
+        load_spec(model)
+        registry = open_registry()
+        champion = registry.champion(model)
+        versions = registry.versions(model)
+        decisions = registry.gate_decisions(model, limit=5)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    console = Console()
+    if champion:
+        console.print(f"[bold]{model}[/]: champion [green]{champion.version}[/] since {champion.since:%Y-%m-%d %H:%M:%S} UTC")
+    else:
+        console.print(f"[bold]{model}[/]: no champion yet (run `driftline train {model}`)")
+    table = Table(title="versions", title_justify="left")
+    for column in ("version", "created (UTC)", "metric", "rows", "data", "champion"):
+        table.add_column(column)
+    for record in versions:
+        lineage = record.lineage
+        gate = lineage.get("gate", {})
+        table.add_row(
+            record.version,
+            f"{record.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{gate.get('metric')} {gate.get('challenger', 0):.4f}",
+            str(lineage.get("rows")),
+            str(lineage.get("data_fingerprint", ""))[:12],
+            "*" if champion and champion.version == record.version else "",
+        )
+    console.print(table)
+    gates = Table(title="last gate decisions", title_justify="left")
+    for column in ("when (UTC)", "decision", "reason"):
+        gates.add_column(column)
+    for decision in decisions:
+        verdict = "[green]accepted[/]" if decision.accepted else "[red]rejected[/]"
+        gates.add_row(f"{decision.at:%Y-%m-%d %H:%M:%S}", verdict, decision.reason)
+    console.print(gates)
+
+
+@app.command()
+def ledger(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Show MODEL's promotion ledger: every promotion and rollback, oldest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from driftline.registry import open_registry
+
+    try:
+        entries = open_registry().ledger(model)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    table = Table(title=f"{model} ledger", title_justify="left")
+    for column in ("#", "when (UTC)", "action", "from", "to", "actor", "reason"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(
+            str(entry.id),
+            f"{entry.at:%Y-%m-%d %H:%M:%S}",
+            entry.action,
+            entry.from_version or "-",
+            entry.to_version,
+            entry.actor,
+            entry.reason,
+        )
+    Console().print(table)
+
+
+@app.command()
+def lineage(
+    ref: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="a model (its champion) or model:version")],
+) -> None:
+    """Print the lineage of a model version (the champion if no version is given) as JSON."""
+    from driftline.registry import open_registry
+
+    model, _, version = ref.partition(":")
+    try:
+        registry = open_registry()
+        if not version:
+            champion = registry.champion(model)
+            if champion is None:
+                raise DriftlineError(f"{model}: no champion yet; give MODEL:VERSION")
+            version = champion.version
+        record = registry.version(model, version)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    typer.echo(json.dumps(record.lineage, indent=2))
+
+
+@app.command()
+def check(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Validate MODEL's spec and expectation suite without running anything."""
+    from driftline.modeling import pipeline
+    from driftline.spec import load_spec
+    from driftline.validation import load_suite
+
+    try:
+        spec = load_spec(model)
+        pipeline(spec)
+        suite = load_suite(spec.suite_path)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    typer.echo(f"{spec.label}: ok ({spec.task}, {spec.estimator.kind}, {len(spec.features.columns)} features; "
+               f"{spec.suite_path.name}: {len(suite.expectations)} expectations)")
+
+
+@app.command()
+def models() -> None:
+    """List the model specs in deployments/."""
+    from driftline.spec import list_models
+
+    for name in list_models():
+        typer.echo(name)
+
+
+@app.command()
+def demo() -> None:
+    """Run the whole loop on the synthetic fraud data: promote, reject a worse challenger, quarantine a bad batch."""
+    from driftline.demo import run
+
+    try:
+        run(_connect())
+    except DriftlineError as error:
+        raise _fail(error) from None
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the managed Prefect server (or report the one running) and print its addresses."""
+    from driftline import server
+    from driftline.settings import get_settings
+
+    settings = get_settings()
+    try:
+        info = server.start(settings.prefect_home, settings.prefect_port)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    typer.echo(f"Prefect UI:  {info.ui_url}\nPrefect API: {info.api_url}\nexport PREFECT_API_URL={info.api_url}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the managed Prefect server."""
+    from driftline import server
+    from driftline.settings import get_settings
+
+    stopped = server.stop(get_settings().prefect_home)
+    typer.echo("stopped" if stopped else "no managed server was running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the managed Prefect server is answering."""
+    from driftline import server
+    from driftline.settings import get_settings
+
+    settings = get_settings()
+    api = f"http://127.0.0.1:{settings.prefect_port}/api"
+    answering = server.healthy(api)
+    typer.echo(f"{api}: {'healthy' if answering else 'not answering'}")
+    if not answering:
+        raise typer.Exit(code=1)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,1 @@
+"""Data generators for the example models shipped in ``deployments/``."""

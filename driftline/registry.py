@@ -1,0 +1,255 @@
+"""The registry: which version is champion, every packaged version's lineage, gate decisions, and the ledger.
+
+SQLite under the state directory by default; any SQLAlchemy URL (e.g. PostgreSQL) by configuration. Promotion is
+compare-and-set: it names the champion the run started from and fails if another run moved it since. The ledger
+is append-only: this module inserts into it and never updates or deletes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from driftline.errors import PromotionConflict, StoreError
+
+metadata = sa.MetaData()
+
+champions = sa.Table(
+    "champions",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("tag", sa.String(400), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lineage", sa.JSON, nullable=False),
+)
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("from_version", sa.String(200)),
+    sa.Column("to_version", sa.String(200), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+gate_decisions = sa.Table(
+    "gate_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Champion:
+    model: str
+    version: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    model: str
+    version: str
+    tag: str
+    created_at: datetime
+    lineage: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    model: str
+    action: str
+    from_version: str | None
+    to_version: str
+    actor: str
+    reason: str
+    evidence: dict[str, Any]
+    flow_run_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    id: int
+    model: str
+    accepted: bool
+    reason: str
+    evidence: dict[str, Any]
+    flow_run_id: str | None
+    at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    # Round-trip so paths, datetimes and numpy scalars become plain JSON before they reach the database.
+    return dict(json.loads(json.dumps(value, default=str)))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Registry:
+    """Champion pointers, versions, gate decisions and the promotion ledger in one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = sa.create_engine(url)
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as error:
+            raise StoreError(f"registry {self.safe_url}: cannot open: {error}") from error
+
+    @property
+    def safe_url(self) -> str:
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def champion(self, model: str) -> Champion | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(champions).where(champions.c.model == model)).first()
+        return Champion(row.model, row.version, _utc(row.since)) if row else None
+
+    def record_version(self, model: str, version: str, tag: str, lineage: dict[str, Any]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                versions.insert().values(
+                    model=model, version=version, tag=tag, created_at=_now(), lineage=_json(lineage)
+                )
+            )
+
+    def versions(self, model: str) -> list[VersionRecord]:
+        query = sa.select(versions).where(versions.c.model == model).order_by(versions.c.created_at.desc())
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [VersionRecord(r.model, r.version, r.tag, _utc(r.created_at), dict(r.lineage)) for r in rows]
+
+    def version(self, model: str, version: str) -> VersionRecord:
+        query = sa.select(versions).where(versions.c.model == model, versions.c.version == version)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            known = ", ".join(v.version for v in self.versions(model)) or "none"
+            raise StoreError(f"{model}:{version}: no such version in the registry (versions: {known})")
+        return VersionRecord(row.model, row.version, row.tag, _utc(row.created_at), dict(row.lineage))
+
+    def record_gate(self, model: str, accepted: bool, reason: str, evidence: dict[str, Any], flow_run_id: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                gate_decisions.insert().values(
+                    model=model,
+                    accepted=accepted,
+                    reason=reason,
+                    evidence=_json(evidence),
+                    flow_run_id=flow_run_id,
+                    at=_now(),
+                )
+            )
+
+    def gate_decisions(self, model: str, limit: int = 10) -> list[GateRecord]:
+        query = (
+            sa.select(gate_decisions)
+            .where(gate_decisions.c.model == model)
+            .order_by(gate_decisions.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [GateRecord(r.id, r.model, r.accepted, r.reason, dict(r.evidence), r.flow_run_id, _utc(r.at)) for r in rows]
+
+    def promote(
+        self,
+        model: str,
+        version: str,
+        expected: str | None,
+        *,
+        actor: str,
+        reason: str,
+        evidence: dict[str, Any],
+        flow_run_id: str | None = None,
+        action: str = "promote",
+    ) -> LedgerEntry:
+        """Make ``version`` champion if the champion is still ``expected``; record it in the ledger atomically."""
+        now = _now()
+        try:
+            with self.engine.begin() as connection:
+                if expected is None:
+                    connection.execute(champions.insert().values(model=model, version=version, since=now))
+                else:
+                    moved = connection.execute(
+                        champions.update()
+                        .where(champions.c.model == model, champions.c.version == expected)
+                        .values(version=version, since=now)
+                    )
+                    if moved.rowcount != 1:
+                        raise _Lost()
+                entry_id = connection.execute(
+                    ledger.insert().values(
+                        model=model,
+                        action=action,
+                        from_version=expected,
+                        to_version=version,
+                        actor=actor,
+                        reason=reason,
+                        evidence=_json(evidence),
+                        flow_run_id=flow_run_id,
+                        at=now,
+                    )
+                ).inserted_primary_key[0]
+        except (_Lost, sa.exc.IntegrityError):
+            current = self.champion(model)
+            raise PromotionConflict(
+                f"{model}: champion changed since this run began (expected {expected or 'no champion'}, "
+                f"found {current.version if current else 'no champion'}); {version} was not promoted"
+            ) from None
+        return LedgerEntry(entry_id, model, action, expected, version, actor, reason, _json(evidence), flow_run_id, now)
+
+    def ledger(self, model: str) -> list[LedgerEntry]:
+        query = sa.select(ledger).where(ledger.c.model == model).order_by(ledger.c.id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            LedgerEntry(r.id, r.model, r.action, r.from_version, r.to_version, r.actor, r.reason, dict(r.evidence), r.flow_run_id, _utc(r.at))
+            for r in rows
+        ]
+
+
+class _Lost(Exception):
+    """Internal: the compare-and-set matched no row."""
+
+
+def open_registry(url: str | None = None) -> Registry:
+    from driftline.settings import get_settings
+
+    return Registry(url or get_settings().registry)

@@ -1,0 +1,125 @@
+"""The managed local Prefect server: ``prefect server start`` on SQLite under driftline's state directory.
+
+Prefect's ephemeral mode is not a home for driftline: events emitted from another process start their own
+temporary server and are lost, and it runs no scheduler. So driftline starts a real server (once; it is reused
+while it runs) and points PREFECT_API_URL at it. A PREFECT_API_URL already set by the user wins.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from driftline.errors import ServerError
+from driftline.settings import TELEMETRY_OFF
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    api_url: str
+    ui_url: str
+    home: Path | None  # None when the server is not one driftline manages
+    pid: int | None
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pid_file(home: Path) -> Path:
+    return home / "server.pid"
+
+
+def start(home: Path, port: int, timeout: float = 120.0) -> ServerInfo:
+    """Start ``prefect server start`` on 127.0.0.1:port with its SQLite database under ``home``; wait until healthy."""
+    api_url, ui_url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
+    home.mkdir(parents=True, exist_ok=True)
+    if healthy(api_url):
+        return ServerInfo(api_url, ui_url, home, _read_pid(home))
+    env = {
+        **os.environ,
+        **{k: os.environ.get(k, v) for k, v in TELEMETRY_OFF.items()},
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_URL": ui_url,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+    }
+    log = (home / "server.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, so stop() ends the server and its children
+    )
+    _pid_file(home).write_text(str(process.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if healthy(api_url, timeout=1.0):
+            return ServerInfo(api_url, ui_url, home, process.pid)
+        if process.poll() is not None:
+            raise ServerError(
+                f"prefect server on port {port} exited with code {process.returncode}; see {home / 'server.log'}"
+            )
+        time.sleep(0.5)
+    stop(home)
+    raise ServerError(f"prefect server on port {port} not healthy after {timeout:.0f} s; see {home / 'server.log'}")
+
+
+def _read_pid(home: Path) -> int | None:
+    try:
+        return int(_pid_file(home).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop(home: Path, timeout: float = 20.0) -> bool:
+    """Stop the server driftline started under ``home``; return whether one was running."""
+    pid = _read_pid(home)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        _pid_file(home).unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    _pid_file(home).unlink(missing_ok=True)
+    return True
+
+
+def ensure(home: Path, port: int) -> ServerInfo:
+    """Use PREFECT_API_URL if the user set it; otherwise start (or reuse) driftline's managed server."""
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        if not healthy(configured):
+            raise ServerError(f"PREFECT_API_URL={configured} is not answering (GET /health failed)")
+        return ServerInfo(configured, os.environ.get("PREFECT_UI_URL", configured.removesuffix("/api")), None, None)
+    return start(home, port)

@@ -1,0 +1,83 @@
+"""Where driftline keeps its state, read from the environment each time it is asked.
+
+Embedded defaults put everything under ``<project>/.driftline``: the registry (SQLite), the BentoML model store,
+the profile store, quarantine, holdouts and the managed Prefect server's home. Each can be moved by
+configuration (``DRIFTLINE_*`` environment variables), e.g. the registry to PostgreSQL or profiles to S3.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Usage telemetry of the libraries driftline drives. Off unless the user sets these variables themselves.
+TELEMETRY_OFF = {
+    "WHYLOGS_NO_ANALYTICS": "True",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+class Settings(BaseSettings):
+    """driftline's configuration; every field can be set as ``DRIFTLINE_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+
+    project_dir: Path = Field(default_factory=Path.cwd, description="holds deployments/ and expectations/")
+    home: Path | None = Field(default=None, description="state directory (default <project>/.driftline)")
+    registry_url: str | None = Field(default=None, description="SQLAlchemy URL of the registry")
+    profile_store: str | None = Field(default=None, description="path or fsspec URL of the profile store")
+    prefect_port: int = Field(default=4200, description="port of the managed local Prefect server")
+    prefect_server_home: Path | None = Field(default=None, description="default <project>/.driftline/prefect")
+
+    @property
+    def state_dir(self) -> Path:
+        return (self.home or self.project_dir / ".driftline").resolve()
+
+    @property
+    def specs_dir(self) -> Path:
+        return self.project_dir / "deployments"
+
+    @property
+    def suites_dir(self) -> Path:
+        return self.project_dir / "expectations"
+
+    @property
+    def registry(self) -> str:
+        return self.registry_url or f"sqlite:///{self.state_dir / 'registry.db'}"
+
+    @property
+    def profiles(self) -> str:
+        return self.profile_store or str(self.state_dir / "profiles")
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.state_dir / "quarantine"
+
+    @property
+    def holdouts_dir(self) -> Path:
+        return self.state_dir / "holdouts"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return Path(os.environ.get("BENTOML_HOME") or self.state_dir / "bentoml")
+
+    @property
+    def prefect_home(self) -> Path:
+        # Apart from ``home`` so a throwaway state directory (the demo's) never takes the server with it.
+        return (self.prefect_server_home or self.project_dir / ".driftline" / "prefect").resolve()
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now (cheap; never cached, so tests and subprocesses agree)."""
+    return Settings()
+
+
+def quiet_telemetry() -> None:
+    """Turn the libraries' usage telemetry off unless the user has set the variables themselves."""
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)

@@ -1,0 +1,320 @@
+"""The declarative model spec: ``deployments/<model>.toml`` parsed into pydantic models.
+
+A new dataset needs a spec and an expectation suite, not new flow code. Every model forbids unknown keys, so a
+typo is an error that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from driftline.errors import SpecError
+from driftline.settings import get_settings
+
+TaskKind = Literal["classification", "regression"]
+EstimatorKind = Literal[
+    "xgboost",
+    "logistic_regression",
+    "random_forest",
+    "gradient_boosting",
+    "linear_regression",
+    "ridge",
+]
+MetricName = Literal["roc_auc", "f1", "accuracy", "log_loss", "rmse", "mae", "r2"]
+
+ESTIMATORS_BY_TASK: dict[str, set[str]] = {
+    "classification": {"xgboost", "logistic_regression", "random_forest", "gradient_boosting"},
+    "regression": {"xgboost", "random_forest", "gradient_boosting", "linear_regression", "ridge"},
+}
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": ("roc_auc", "f1", "accuracy", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+MAXIMIZED = {"roc_auc", "f1", "accuracy", "r2"}
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SqlSource(_Strict):
+    """A table or query read through SQLAlchemy. ``${VAR}`` in the URL is taken from the environment."""
+
+    url: str
+    table: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+    def resolved_url(self) -> str:
+        return os.path.expandvars(self.url)
+
+
+class Source(_Strict):
+    """Where training data comes from: a path, glob or fsspec URL of Parquet/CSV files; SQL; or a bundled dataset."""
+
+    path: str | None = Field(default=None, description="file, glob or fsspec URL; relative to the project")
+    format: Literal["parquet", "csv"] | None = Field(default=None, description="default: from the extension")
+    sql: SqlSource | None = None
+    sklearn: str | None = Field(default=None, description="a dataset bundled with scikit-learn, e.g. breast_cancer")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Source:
+        given = [name for name in ("path", "sql", "sklearn") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of 'path', 'sql' or 'sklearn' (got {given or 'none'})")
+        return self
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return self.path
+        if self.sql is not None:
+            return f"sql:{self.sql.table or 'query'}"
+        return f"sklearn:{self.sklearn}"
+
+
+class Features(_Strict):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _non_empty_and_disjoint(self) -> Features:
+        if not self.numeric and not self.categorical:
+            raise ValueError("declare at least one numeric or categorical feature")
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"a column is either numeric or categorical (both: {both})")
+        for group in (self.numeric, self.categorical):
+            if len(set(group)) != len(group):
+                raise ValueError(f"duplicate column in {group}")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class Split(_Strict):
+    """A hash split: a row's side depends only on its content and the seed, so a holdout row stays one."""
+
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 0
+    key: list[str] = Field(default_factory=list, description="columns that decide a row's side (default: all)")
+
+
+class Estimator(_Strict):
+    kind: EstimatorKind
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Metric(_Strict):
+    name: MetricName
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @model_validator(mode="after")
+    def _direction_matches(self) -> Metric:
+        natural = "maximize" if self.name in MAXIMIZED else "minimize"
+        if self.direction is not None and self.direction != natural:
+            raise ValueError(f"{self.name} is to {natural} (got direction '{self.direction}')")
+        return self
+
+    @property
+    def maximize(self) -> bool:
+        return self.name in MAXIMIZED
+
+
+class Gate(_Strict):
+    """When a challenger replaces the champion."""
+
+    min_metric: float | None = Field(default=None, description="the challenger must reach this on the holdout")
+    min_improvement: float = Field(default=0.0, ge=0.0, description="over the champion, in the metric's units")
+    first_run: Literal["min_metric", "always"] = Field(
+        default="min_metric", description="with no champion: accept if min_metric is met, or always"
+    )
+
+
+class Drift(_Strict):
+    """Drift thresholds (effect sizes, e.g. Hellinger distance); used by the monitor flow."""
+
+    method: Literal["hellinger"] = "hellinger"
+    threshold: float = Field(default=0.1, gt=0.0, le=1.0)
+    columns: dict[str, float] = Field(default_factory=dict, description="per-column thresholds")
+
+
+class Schedule(_Strict):
+    retrain_cron: str | None = None
+    monitor_interval_minutes: int | None = Field(default=None, gt=0)
+    timezone: str = "UTC"
+
+
+class ModelSpec(_Strict):
+    """One model: its data, its suite, how it is trained and judged, and how it is watched."""
+
+    name: str
+    description: str = ""
+    task: TaskKind
+    target: str
+    positive_label: str | int | bool | None = Field(default=None, description="binary classification only")
+    timestamp: str | None = Field(default=None, description="event-time column, not a feature")
+    suite: str | None = Field(default=None, description="file in expectations/ (default <name>.json)")
+    source: Source
+    features: Features
+    split: Split = Field(default_factory=Split)
+    estimator: Estimator
+    metric: Metric
+    gate: Gate = Field(default_factory=Gate)
+    drift: Drift = Field(default_factory=Drift)
+    schedule: Schedule = Field(default_factory=Schedule)
+
+    # Not part of the file: where the spec came from, so paths resolve and errors can name it.
+    spec_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lowercase letters, digits, '-' or '_' (a BentoML model name)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        features = self.features.columns
+        if self.target in features:
+            raise ValueError(f"target '{self.target}' cannot also be a feature")
+        if self.timestamp is not None and self.timestamp in features:
+            raise ValueError(f"timestamp '{self.timestamp}' cannot also be a feature")
+        if self.estimator.kind not in ESTIMATORS_BY_TASK[self.task]:
+            allowed = ", ".join(sorted(ESTIMATORS_BY_TASK[self.task]))
+            raise ValueError(f"estimator.kind '{self.estimator.kind}' is not for {self.task} (use one of {allowed})")
+        if self.metric.name not in METRICS_BY_TASK[self.task]:
+            allowed = ", ".join(METRICS_BY_TASK[self.task])
+            raise ValueError(f"metric.name '{self.metric.name}' is not for {self.task} (use one of {allowed})")
+        unknown = sorted(set(self.drift.columns) - set(features) - {self.target})
+        if unknown:
+            raise ValueError(f"drift.columns names columns that are not features or the target: {unknown}")
+        unknown_keys = sorted(set(self.split.key) - set(self.columns))
+        if unknown_keys:
+            raise ValueError(f"split.key names columns the spec does not declare: {unknown_keys}")
+        if self.positive_label is not None and self.task != "classification":
+            raise ValueError("positive_label is for classification only")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column the model reads: features, target and the timestamp if any."""
+        extra = [self.timestamp] if self.timestamp else []
+        return [*self.features.columns, self.target, *extra]
+
+    @property
+    def project_dir(self) -> Path:
+        if self.spec_path is not None:
+            return self.spec_path.resolve().parent.parent
+        return get_settings().project_dir
+
+    @property
+    def suite_path(self) -> Path:
+        return self.project_dir / "expectations" / (self.suite or f"{self.name}.json")
+
+    def resolve(self, path: str) -> str:
+        """Resolve a relative local path against the project; URLs and absolute paths pass unchanged."""
+        if "://" in path or Path(path).is_absolute():
+            return path
+        return str(self.project_dir / path)
+
+    @property
+    def label(self) -> str:
+        return str(self.spec_path) if self.spec_path else f"spec '{self.name}'"
+
+
+def _format_errors(error: ValidationError, where: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            rule = "unknown key (check the spelling; see README.md for the spec format)"
+        elif item["type"] == "missing":
+            rule = "required key is missing"
+        else:
+            rule = item["msg"].removeprefix("Value error, ")
+            if "input" in item and not isinstance(item["input"], dict):
+                rule += f" (got {item['input']!r})"
+        lines.append(f"  {key}: {rule}")
+    return f"{where}: invalid model spec\n" + "\n".join(lines)
+
+
+def parse_spec(data: dict[str, Any], spec_path: Path | None = None) -> ModelSpec:
+    """Validate a spec from a dict, naming the file and key of every broken rule."""
+    where = str(spec_path) if spec_path else "model spec"
+    try:
+        return ModelSpec.model_validate({**data, "spec_path": spec_path})
+    except ValidationError as error:
+        raise SpecError(_format_errors(error, where)) from None
+
+
+def spec_file(name: str) -> Path:
+    return get_settings().specs_dir / f"{name}.toml"
+
+
+def load_spec(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> ModelSpec:
+    """Load ``deployments/<name>.toml`` (or a path to a TOML file), apply dotted-key overrides, validate."""
+    candidate = Path(name_or_path)
+    path = candidate if candidate.suffix == ".toml" else spec_file(str(name_or_path))
+    if not path.is_file():
+        known = ", ".join(sorted(list_models())) or "none"
+        raise SpecError(f"{path}: no such model spec (models in {path.parent}: {known})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{path}: not valid TOML: {error}") from None
+    if overrides:
+        data = apply_overrides(data, overrides, path)
+    spec = parse_spec(data, path.resolve())
+    if candidate.suffix != ".toml" and spec.name != str(name_or_path):
+        raise SpecError(f"{path}: name must match the file name '{name_or_path}' (got '{spec.name}')")
+    return spec
+
+
+def list_models() -> list[str]:
+    specs_dir = get_settings().specs_dir
+    return sorted(path.stem for path in specs_dir.glob("*.toml")) if specs_dir.is_dir() else []
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], where: Path | str) -> dict[str, Any]:
+    """Set dotted keys (``estimator.params.max_depth``) on a copy of the raw spec; the result is validated after."""
+    result = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = result
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"{where}: override '{dotted}': '{part}' is a value, not a table")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key.path=value`` with the value read as TOML (numbers, booleans, strings, arrays)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"override '{text}': must be KEY=VALUE, e.g. estimator.params.max_depth=3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value

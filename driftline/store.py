@@ -1,0 +1,45 @@
+"""The model store: BentoML's, under driftline's state directory unless BENTOML_HOME says otherwise.
+
+A version is saved as a scikit-learn Pipeline with its training schema as a custom object, driftline labels, and
+the lineage (as JSON) in its metadata, so the model carries its own history wherever the store is copied.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from driftline import libs
+from driftline.errors import StoreError
+
+
+def save(model_name: str, model: Any, *, classifier: bool, labels: dict[str, str], lineage: dict[str, Any], schema: dict[str, Any]) -> str:
+    """Save a fitted pipeline; return its tag ``name:version``."""
+    bentoml = libs.bentoml()
+    signatures = {"predict": {"batchable": True, "batch_dim": 0}}
+    if classifier:
+        signatures["predict_proba"] = {"batchable": True, "batch_dim": 0}
+    saved = bentoml.sklearn.save_model(
+        model_name,
+        model,
+        signatures=signatures,
+        labels={"driftline.model": model_name, **labels},
+        metadata={"lineage": json.dumps(lineage, default=str)},
+        custom_objects={"schema": schema},
+    )
+    return str(saved.tag)
+
+
+def load(tag: str) -> Any:
+    """Load a saved pipeline by tag, with a clear error if the store does not have it."""
+    bentoml = libs.bentoml()
+    try:
+        return bentoml.sklearn.load_model(tag)
+    except bentoml.exceptions.NotFound:
+        raise StoreError(f"{tag}: not in the BentoML model store at {bentoml_home()}") from None
+
+
+def bentoml_home() -> str:
+    from driftline.settings import get_settings
+
+    return str(get_settings().bentoml_home)

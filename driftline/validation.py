@@ -1,0 +1,185 @@
+"""Great Expectations 1.x validation of a batch against ``expectations/<suite>.json``.
+
+Suites stay in GX's own serialised form, so users edit them with GX's tools. Loading counts the entries: GX drops
+or rejects unknown expectation types, and a suite that silently checks less than its file says is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from driftline import libs
+from driftline.data import Batch
+from driftline.errors import SpecError
+from driftline.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's verdict on one batch."""
+
+    expectation: str
+    column: str | None
+    success: bool
+    observed: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        where = f"column '{self.column}'" if self.column else "table"
+        return f"{where}: {self.expectation} failed: {self.observed}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The verdict of a suite on a batch, with every expectation's outcome."""
+
+    origin: str
+    fingerprint: str
+    suite: str
+    suite_digest: str
+    outcomes: tuple[ExpectationOutcome, ...]
+
+    @property
+    def success(self) -> bool:
+        return all(outcome.success for outcome in self.outcomes)
+
+    @property
+    def failures(self) -> list[ExpectationOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.success]
+
+    def summary(self) -> str:
+        total = len(self.outcomes)
+        if self.success:
+            return f"{self.origin}: passed {total} expectations of {self.suite}"
+        lines = [f"{self.origin}: failed {len(self.failures)} of {total} expectations of {self.suite}"]
+        lines += [f"  - {outcome.describe()}" for outcome in self.failures]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "fingerprint": self.fingerprint,
+            "suite": self.suite,
+            "suite_digest": self.suite_digest,
+            "success": self.success,
+            "outcomes": [outcome.__dict__ for outcome in self.outcomes],
+        }
+
+
+def suite_digest(path: Path) -> str:
+    """A digest of the suite's content (canonical JSON), independent of formatting."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def load_suite(path: Path) -> Any:
+    """Load a GX 1.x suite from its JSON form, failing with the entry's index and type if GX would drop it."""
+    if not path.is_file():
+        raise SpecError(f"{path}: expectation suite not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise SpecError(f"{path}: not valid JSON: {error}") from None
+    entries = data.get("expectations") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{path}: must be a GX suite with a non-empty 'expectations' list")
+
+    libs.great_expectations()
+    from great_expectations.core import ExpectationSuite
+
+    for index, entry in enumerate(entries):
+        kind = entry.get("type", entry.get("expectation_type")) if isinstance(entry, dict) else None
+        try:
+            ExpectationSuite(name="probe", expectations=[entry])
+        except Exception as error:  # GX raises several types for a bad entry; say which entry and why
+            raise SpecError(f"{path}: expectations[{index}] ({kind}): GX cannot load it: {error}") from None
+    suite = ExpectationSuite(
+        name=data.get("name") or path.stem, expectations=entries, meta=data.get("meta") or {}
+    )
+    if len(suite.expectations) != len(entries):
+        loaded = {expectation.expectation_type for expectation in suite.expectations}
+        dropped = [
+            f"expectations[{i}] ({entry.get('type')})" for i, entry in enumerate(entries) if entry.get("type") not in loaded
+        ]
+        raise SpecError(
+            f"{path}: {len(entries)} expectations in the file but GX loaded {len(suite.expectations)}; "
+            f"dropped: {', '.join(dropped) or 'unknown'}"
+        )
+    return suite
+
+
+@cache
+def _batch_definition() -> Any:
+    gx = libs.great_expectations()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("driftline")
+    return source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
+
+
+def _observed(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
+    if exception and exception.get("raised_exception"):
+        return f"error: {str(exception.get('exception_message', '')).strip()}"
+    if "unexpected_count" in result:
+        count = result.get("unexpected_count") or 0
+        total = result.get("element_count") or 0
+        examples = list(result.get("partial_unexpected_list") or [])[:5]
+        return f"{count} of {total} values unexpected, e.g. {examples}"
+    if "observed_value" in result:
+        return f"observed {result['observed_value']!r}"
+    return "ok" if not result else json.dumps(result, default=str)[:200]
+
+
+def validate(batch: Batch, spec: ModelSpec) -> ValidationReport:
+    """Check that the batch has the spec's columns, then run the suite on it; never raises on bad data."""
+    path = spec.suite_path
+    suite = load_suite(path)
+    outcomes = [
+        ExpectationOutcome(
+            expectation="driftline_column_declared_in_spec_exists",
+            column=column,
+            success=False,
+            observed=f"column missing (found {batch.columns})",
+        )
+        for column in spec.columns
+        if column not in batch.frame.columns
+    ]
+    result = _batch_definition().get_batch(batch_parameters={"dataframe": _for_gx(batch.frame)}).validate(suite)
+    for item in result.results:
+        config = item.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        exception = item.exception_info if isinstance(item.exception_info, dict) else None
+        if exception and "raised_exception" not in exception:
+            # GX nests exception info by metric id when several metrics failed; keep the first.
+            exception = next(iter(exception.values()), None)
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=config.type,
+                column=kwargs.get("column"),
+                success=bool(item.success),
+                observed=_observed(item.result or {}, exception),
+                kwargs=json.loads(json.dumps(kwargs, default=str)),
+            )
+        )
+    return ValidationReport(
+        origin=batch.origin,
+        fingerprint=batch.fingerprint,
+        suite=str(path.name),
+        suite_digest=suite_digest(path),
+        outcomes=tuple(outcomes),
+    )
+
+
+def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
+    # GX 1.24 cannot type-check pandas' categorical dtype consistently; validate the values as plain objects.
+    categorical = [c for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+    return frame.astype({c: object for c in categorical}) if categorical else frame

@@ -1,0 +1,1 @@
+"""driftline's flows. Import a flow from its module (``from flows.train import train``)."""

@@ -1,0 +1,32 @@
+"""Load batches, and quarantine the ones that fail validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline import data
+from driftline.data import Batch
+from driftline.settings import get_settings
+from driftline.spec import ModelSpec
+from driftline.validation import ValidationReport
+
+
+@task(name="load-batches", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def load_batches(spec: ModelSpec, location: str | None = None) -> list[Batch]:
+    """Load every batch of the model's source, fingerprinted; ``location`` replaces a file source for one run."""
+    return data.load_source(spec, location)
+
+
+@task(name="combine-batches", cache_policy=NO_CACHE)
+def combine_batches(batches: list[Batch]) -> Batch:
+    """Concatenate validated batches into the training batch."""
+    return data.combine(batches)
+
+
+@task(name="quarantine-batch", cache_policy=NO_CACHE)
+def quarantine_batch(batch: Batch, report: ValidationReport, spec: ModelSpec) -> Path:
+    """Move a failed batch to quarantine byte-identical, with its validation result beside it."""
+    return data.quarantine(batch, spec.name, get_settings().quarantine_dir, {"validation": report.as_dict()})

@@ -1,0 +1,28 @@
+"""Package a model version into the BentoML model store with its lineage."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from driftline import store
+from driftline.lineage import Lineage
+from driftline.spec import ModelSpec
+from tasks.training import FittedModel
+
+
+@task(name="package-model", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def package_model(fitted: FittedModel, spec: ModelSpec, lineage: Lineage) -> str:
+    """Save the fitted pipeline to the BentoML model store with labels and lineage; return its tag."""
+    return store.save(
+        spec.name,
+        fitted.model,
+        classifier=spec.task == "classification",
+        labels={
+            "task": spec.task,
+            "estimator": spec.estimator.kind,
+            "data-fingerprint": lineage.data_fingerprint[:16],
+        },
+        lineage=lineage.as_dict(),
+        schema=fitted.schema.as_dict(),
+    )
