@@ -200,6 +200,8 @@ def demo() -> None:
     """Run the whole loop on the synthetic fraud data: promote, reject a worse challenger, quarantine a bad batch."""
     from driftline.demo import run
 
+    # The demo prints its own timeline; Prefect's per-task INFO lines would bury it.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     try:
         run(_connect())
     except DriftlineError as error:

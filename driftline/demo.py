@@ -15,8 +15,8 @@ from typing import Any
 from driftline.server import ServerInfo
 from driftline.settings import get_settings
 
-# A deliberately weak challenger: a handful of depth-1 trees cannot match the champion's ranking.
-WEAK_CHALLENGER = {"estimator.params": {"n_estimators": 3, "max_depth": 1, "learning_rate": 0.3}}
+# A deliberately weak challenger: five shallow trees clear gate.min_metric but cannot match the champion.
+WEAK_CHALLENGER = {"estimator.params": {"n_estimators": 5, "max_depth": 2, "learning_rate": 0.3}}
 
 
 def _say(text: str) -> None:
@@ -61,7 +61,7 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     if not (first.is_completed() and first.result().promoted):
         raise SystemExit("demo: the first training should have promoted a champion")
 
-    second = act("2. a worse configuration (3 depth-1 trees) challenges the champion", overrides=WEAK_CHALLENGER, reason="demo: weak")
+    second = act("2. a worse configuration (5 trees of depth 2) challenges the champion on the same holdout", overrides=WEAK_CHALLENGER, reason="demo: weak")
     if not second.is_completed() or second.result().promoted:
         raise SystemExit("demo: the weak challenger should have been rejected")
 

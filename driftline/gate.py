@@ -41,7 +41,7 @@ def decide(
     """Judge the challenger on the holdout against the spec's minimum and the champion on the same rows."""
     gate, metric, maximize = spec.gate, spec.metric.name, spec.metric.maximize
     score = challenger.score
-    better = ">" if maximize else "<"
+    better = "higher" if maximize else "lower"
 
     def result(accepted: bool, reason: str, improvement: float | None = None) -> GateDecision:
         return GateDecision(

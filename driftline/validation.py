@@ -117,8 +117,13 @@ def load_suite(path: Path) -> Any:
 
 @cache
 def _batch_definition() -> Any:
+    import logging
+
     gx = libs.great_expectations()
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX logs an INFO line per ephemeral context about a docs site driftline never builds.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -46,9 +46,8 @@ def generate(
     event_time = pd.Timestamp(start) + pd.to_timedelta(seconds, unit="s")
 
     night = ((hour < 6) | (hour >= 23)).astype(float)
-    logit = (
-        -4.2
-        + 0.9 * np.log1p(amount / 100.0)
+    logit = -6.3 + 2.0 * (
+        0.9 * np.log1p(amount / 100.0)
         + np.vectorize(_CATEGORY_RISK.get)(category)
         + np.vectorize(_COUNTRY_RISK.get)(country)
         - 1.0 * card_present

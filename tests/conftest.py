@@ -1,0 +1,85 @@
+"""Shared fixtures: a throwaway driftline project, generated data, and one real Prefect server per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any test imports bentoml: its model store lives in a session temp dir, never the user's home.
+    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="driftline-bentoml-")
+    for name, value in {
+        "WHYLOGS_NO_ANALYTICS": "True",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }.items():
+        os.environ[name] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.get("BENTOML_HOME", ""), ignore_errors=True)
+
+
+@dataclass
+class Project:
+    """A driftline project in a temp dir: deployments/ and expectations/ copied from the repo, its own state."""
+
+    root: Path
+    state: Path
+
+    @property
+    def fraud_data(self) -> Path:
+        return self.root / "data" / "fraud"
+
+    def write_fraud_batch(self, name: str, frame: pd.DataFrame) -> Path:
+        self.fraud_data.mkdir(parents=True, exist_ok=True)
+        path = self.fraud_data / name
+        frame.to_parquet(path, index=False)
+        return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "deployments", root / "deployments", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    shutil.copytree(REPO / "expectations", root / "expectations")
+    state = tmp_path / "state"
+    monkeypatch.setenv("DRIFTLINE_PROJECT_DIR", str(root))
+    monkeypatch.setenv("DRIFTLINE_HOME", str(state))
+    for name in ("DRIFTLINE_REGISTRY_URL", "DRIFTLINE_PROFILE_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    return Project(root=root, state=state)
+
+
+@pytest.fixture
+def fraud_frame() -> pd.DataFrame:
+    from driftline.examples.fraud import generate
+
+    return generate(3000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real Prefect server (SQLite, temp home, free loopback port) for the whole session; stopped after."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from driftline import server
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    info = server.start(home, server.free_port())
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: info.api_url}):
+            yield info.api_url
+    finally:
+        server.stop(home)
