@@ -21,6 +21,9 @@ from driftline.errors import ServerError
 from driftline.settings import TELEMETRY_OFF
 
 
+_started: dict[Path, subprocess.Popen[bytes]] = {}
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     api_url: str
@@ -62,15 +65,16 @@ def start(home: Path, port: int, timeout: float = 120.0) -> ServerInfo:
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
     }
-    log = (home / "server.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, so stop() ends the server and its children
-    )
+    with (home / "server.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so stop() ends the server and its children
+        )
+    _started[home.resolve()] = process  # keep the handle: the server outlives this call, on purpose
     _pid_file(home).write_text(str(process.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -111,6 +115,9 @@ def stop(home: Path, timeout: float = 20.0) -> bool:
         time.sleep(0.2)
     else:
         os.killpg(pid, signal.SIGKILL)
+    process = _started.pop(home.resolve(), None)
+    if process is not None:
+        process.wait(timeout=timeout)
     _pid_file(home).unlink(missing_ok=True)
     return True
 

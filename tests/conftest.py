@@ -81,5 +81,11 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         with temporary_settings(updates={PREFECT_API_URL: info.api_url}):
             yield info.api_url
+            # Deliver queued logs and events while the server still answers.
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
     finally:
         server.stop(home)
