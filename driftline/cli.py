@@ -248,3 +248,7 @@ def server_status() -> None:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
+
+
+if __name__ == "__main__":
+    app()

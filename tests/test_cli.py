@@ -1,0 +1,99 @@
+"""The driftline CLI: fast help, readable registry views, and clear errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from driftline.cli import app
+from driftline.registry import open_registry
+from tests.conftest import REPO, Project
+
+runner = CliRunner()
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "from driftline.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('great_expectations', 'whylogs', 'bentoml', 'prefect', 'sklearn') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert "HEAVY []" in result.stdout
+    assert "train" in result.stdout and "lineage" in result.stdout
+
+
+def _seed_registry() -> None:
+    registry = open_registry()
+    lineage = {"gate": {"metric": "roc_auc", "challenger": 0.91}, "rows": 500, "data_fingerprint": "ab" * 32}
+    registry.record_version("fraud", "v1", "fraud:v1", lineage)
+    registry.record_gate("fraud", True, "first model: roc_auc 0.9100", {}, "run-1")
+    registry.promote("fraud", "v1", None, actor="tester", reason="first model", evidence={})
+    registry.record_gate("fraud", False, "roc_auc 0.80 vs champion v1 0.91", {}, "run-2")
+
+
+def test_status_ledger_and_lineage(project: Project) -> None:
+    _seed_registry()
+    status = runner.invoke(app, ["status", "fraud"])
+    assert status.exit_code == 0, status.output
+    assert "champion v1" in status.output and "rejected" in status.output and "accepted" in status.output
+    ledger = runner.invoke(app, ["ledger", "fraud"])
+    assert ledger.exit_code == 0 and "promote" in ledger.output and "tester" in ledger.output
+    lineage = runner.invoke(app, ["lineage", "fraud"])
+    assert lineage.exit_code == 0 and '"rows": 500' in lineage.output
+    assert runner.invoke(app, ["lineage", "fraud:v1"]).output == lineage.output
+    missing = runner.invoke(app, ["lineage", "fraud:v9"])
+    assert missing.exit_code == 1
+    assert "fraud:v9: no such version in the registry (versions: v1)" in missing.output
+
+
+def test_status_without_champion_says_what_to_run(project: Project) -> None:
+    result = runner.invoke(app, ["status", "fraud"])
+    assert result.exit_code == 0
+    assert "no champion yet (run `driftline train fraud`)" in result.output
+
+
+def test_bad_override_is_an_error_not_a_traceback(project: Project) -> None:
+    result = runner.invoke(app, ["train", "fraud", "--set", "estimator.kind=xgb"])
+    assert result.exit_code == 1
+    assert "fraud.toml" in result.output and "estimator.kind" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_validates_spec_and_suite(project: Project) -> None:
+    result = runner.invoke(app, ["check", "fraud"])
+    assert result.exit_code == 0, result.output
+    assert "22 expectations" in result.output
+    suite = project.root / "expectations" / "fraud.json"
+    suite.write_text(suite.read_text().replace("expect_column_values_to_not_be_null", "expect_column_values_to_not_be_nul", 1))
+    broken = runner.invoke(app, ["check", "fraud"])
+    assert broken.exit_code == 1
+    assert "fraud.json: 22 expectations in the file but GX loaded 21" in broken.output
+    assert "expectations[10] (expect_column_values_to_not_be_nul): unknown expectation type" in broken.output
+    assert "Traceback" not in broken.output
+
+
+@pytest.mark.integration
+def test_train_command_against_a_running_server(project: Project, prefect_server: str) -> None:
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    result = subprocess.run(
+        [sys.executable, "-m", "driftline.cli", "train", "breast_cancer"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=project.root,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "breast_cancer: promoted breast_cancer:" in result.stdout
+    assert "/runs/flow-run/" in result.stdout
+    champion = open_registry().champion("breast_cancer")
+    assert champion is not None
+    status = runner.invoke(app, ["status", "breast_cancer"])
+    assert f"champion {champion.version}" in status.output
