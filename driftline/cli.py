@@ -20,7 +20,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-server_app = typer.Typer(help="The managed local Prefect server (SQLite under .driftline/prefect).", no_args_is_help=True)
+server_app = typer.Typer(
+    help="The managed local Prefect server (SQLite under .driftline/prefect).", no_args_is_help=True
+)
 app.add_typer(server_app, name="server")
 
 
@@ -49,7 +51,8 @@ def train(
     model: Annotated[str, typer.Argument(help="model name: deployments/<model>.toml")],
     data: Annotated[str | None, typer.Option(help="path, glob or URL replacing the spec's file source")] = None,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", help="override a spec key for this run, e.g. estimator.params.max_depth=3")
+        list[str] | None,
+        typer.Option("--set", help="override a spec key for this run, e.g. estimator.params.max_depth=3"),
     ] = None,
     reason: Annotated[str, typer.Option(help="why this run; kept in the lineage")] = "manual",
 ) -> None:
@@ -93,7 +96,9 @@ def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         raise _fail(error) from None
     console = Console()
     if champion:
-        console.print(f"[bold]{model}[/]: champion [green]{champion.version}[/] since {champion.since:%Y-%m-%d %H:%M:%S} UTC")
+        console.print(
+            f"[bold]{model}[/]: champion [green]{champion.version}[/] since {champion.since:%Y-%m-%d %H:%M:%S} UTC"
+        )
     else:
         console.print(f"[bold]{model}[/]: no champion yet (run `driftline train {model}`)")
     table = Table(title="versions", title_justify="left")
@@ -182,8 +187,10 @@ def check(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         suite = load_suite(spec.suite_path)
     except DriftlineError as error:
         raise _fail(error) from None
-    typer.echo(f"{spec.label}: ok ({spec.task}, {spec.estimator.kind}, {len(spec.features.columns)} features; "
-               f"{spec.suite_path.name}: {len(suite.expectations)} expectations)")
+    typer.echo(
+        f"{spec.label}: ok ({spec.task}, {spec.estimator.kind}, {len(spec.features.columns)} features; "
+        f"{spec.suite_path.name}: {len(suite.expectations)} expectations)"
+    )
 
 
 @app.command()

@@ -39,8 +39,8 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
         generate(rows, seed, start=f"2026-01-0{seed}T00:00:00").to_parquet(landing / f"batch-{seed:04d}.parquet")
     _say(f"generated 3 clean batches of {rows} rows in {landing}")
 
-    from flows.train import train
     from driftline.registry import open_registry
+    from flows.train import train
 
     glob = str(landing / "*.parquet")
 
@@ -61,14 +61,21 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     if not (first.is_completed() and first.result().promoted):
         raise SystemExit("demo: the first training should have promoted a champion")
 
-    second = act("2. a worse configuration (5 trees of depth 2) challenges the champion on the same holdout", overrides=WEAK_CHALLENGER, reason="demo: weak")
+    second = act(
+        "2. a worse configuration (5 trees of depth 2) challenges the champion on the same holdout",
+        overrides=WEAK_CHALLENGER,
+        reason="demo: weak",
+    )
     if not second.is_completed() or second.result().promoted:
         raise SystemExit("demo: the weak challenger should have been rejected")
 
     corrupt = landing / "batch-0004.parquet"
     generate(rows, 4, corrupt=True, start="2026-01-04T00:00:00").to_parquet(corrupt)
     original = corrupt.read_bytes()
-    third = act("3. a corrupt batch lands (negative amounts, missing categories, unknown countries, hour 27)", reason="demo: corrupt")
+    third = act(
+        "3. a corrupt batch lands (negative amounts, missing categories, unknown countries, hour 27)",
+        reason="demo: corrupt",
+    )
     if third.is_completed():
         raise SystemExit("demo: the corrupt batch should have failed validation")
     kept = next((home / "quarantine" / "fraud").glob("*/batch-0004.parquet"))

@@ -63,10 +63,14 @@ def decide(
         meets = score >= gate.min_metric if maximize else score <= gate.min_metric
         if not meets:
             limit = "minimum" if maximize else "maximum"
-            return result(False, f"{metric} {score:.4f} does not reach the {limit} {gate.min_metric:.4f} (gate.min_metric)")
+            return result(
+                False, f"{metric} {score:.4f} does not reach the {limit} {gate.min_metric:.4f} (gate.min_metric)"
+            )
     if champion_version is None:
         if gate.first_run == "always" or gate.min_metric is None:
-            return result(True, f"first model: {metric} {score:.4f}; no champion to beat (gate.first_run={gate.first_run})")
+            return result(
+                True, f"first model: {metric} {score:.4f}; no champion to beat (gate.first_run={gate.first_run})"
+            )
         return result(True, f"first model: {metric} {score:.4f} reaches gate.min_metric {gate.min_metric:.4f}")
     if champion is None:
         return result(

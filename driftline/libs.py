@@ -7,7 +7,6 @@ module level; the CLI and flows start fast and pay only for what a run uses.
 from __future__ import annotations
 
 import os
-from types import ModuleType
 from typing import Any
 
 from driftline.settings import get_settings, quiet_telemetry
@@ -33,7 +32,7 @@ def great_expectations() -> Any:
     return gx
 
 
-def whylogs() -> ModuleType:
+def whylogs() -> Any:
     quiet_telemetry()
     numpy_compat()
     import whylogs as why
@@ -41,7 +40,7 @@ def whylogs() -> ModuleType:
     return why
 
 
-def bentoml() -> ModuleType:
+def bentoml() -> Any:
     """Import bentoml with its model store under driftline's state directory unless BENTOML_HOME is set."""
     quiet_telemetry()
     os.environ.setdefault("BENTOML_HOME", str(get_settings().bentoml_home))

@@ -87,9 +87,7 @@ class Metrics:
 def training_schema(frame: pd.DataFrame, spec: ModelSpec) -> TrainingSchema:
     columns = []
     for name in spec.features.numeric:
-        columns.append(
-            ColumnSchema(name, "numeric", str(frame[name].dtype), bool(frame[name].isna().any()))
-        )
+        columns.append(ColumnSchema(name, "numeric", str(frame[name].dtype), bool(frame[name].isna().any())))
     for name in spec.features.categorical:
         values = frame[name].dropna().astype(str).unique()
         columns.append(
@@ -154,9 +152,7 @@ def pipeline(spec: ModelSpec) -> Any:
             ]
         )
         transformers.append(("categorical", categorical, list(spec.features.categorical)))
-    return Pipeline(
-        [("features", ColumnTransformer(transformers, remainder="drop")), ("model", estimator(spec))]
-    )
+    return Pipeline([("features", ColumnTransformer(transformers, remainder="drop")), ("model", estimator(spec))])
 
 
 def as_text(X: Any) -> pd.DataFrame:

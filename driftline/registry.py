@@ -164,7 +164,9 @@ class Registry:
             raise StoreError(f"{model}:{version}: no such version in the registry (versions: {known})")
         return VersionRecord(row.model, row.version, row.tag, _utc(row.created_at), dict(row.lineage))
 
-    def record_gate(self, model: str, accepted: bool, reason: str, evidence: dict[str, Any], flow_run_id: str | None) -> None:
+    def record_gate(
+        self, model: str, accepted: bool, reason: str, evidence: dict[str, Any], flow_run_id: str | None
+    ) -> None:
         with self.engine.begin() as connection:
             connection.execute(
                 gate_decisions.insert().values(
@@ -186,7 +188,9 @@ class Registry:
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return [GateRecord(r.id, r.model, r.accepted, r.reason, dict(r.evidence), r.flow_run_id, _utc(r.at)) for r in rows]
+        return [
+            GateRecord(r.id, r.model, r.accepted, r.reason, dict(r.evidence), r.flow_run_id, _utc(r.at)) for r in rows
+        ]
 
     def promote(
         self,
@@ -214,7 +218,7 @@ class Registry:
                     )
                     if moved.rowcount != 1:
                         raise _Lost()
-                entry_id = connection.execute(
+                inserted = connection.execute(
                     ledger.insert().values(
                         model=model,
                         action=action,
@@ -226,7 +230,8 @@ class Registry:
                         flow_run_id=flow_run_id,
                         at=now,
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key
+                entry_id = int(inserted[0]) if inserted else 0
         except (_Lost, sa.exc.IntegrityError):
             current = self.champion(model)
             raise PromotionConflict(
@@ -240,7 +245,18 @@ class Registry:
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
-            LedgerEntry(r.id, r.model, r.action, r.from_version, r.to_version, r.actor, r.reason, dict(r.evidence), r.flow_run_id, _utc(r.at))
+            LedgerEntry(
+                r.id,
+                r.model,
+                r.action,
+                r.from_version,
+                r.to_version,
+                r.actor,
+                r.reason,
+                dict(r.evidence),
+                r.flow_run_id,
+                _utc(r.at),
+            )
             for r in rows
         ]
 

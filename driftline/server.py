@@ -20,7 +20,6 @@ from pathlib import Path
 from driftline.errors import ServerError
 from driftline.settings import TELEMETRY_OFF
 
-
 _started: dict[Path, subprocess.Popen[bytes]] = {}
 
 

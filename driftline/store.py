@@ -13,7 +13,15 @@ from driftline import libs
 from driftline.errors import StoreError
 
 
-def save(model_name: str, model: Any, *, classifier: bool, labels: dict[str, str], lineage: dict[str, Any], schema: dict[str, Any]) -> str:
+def save(
+    model_name: str,
+    model: Any,
+    *,
+    classifier: bool,
+    labels: dict[str, str],
+    lineage: dict[str, Any],
+    schema: dict[str, Any],
+) -> str:
     """Save a fitted pipeline; return its tag ``name:version``."""
     bentoml = libs.bentoml()
     signatures = {"predict": {"batchable": True, "batch_dim": 0}}

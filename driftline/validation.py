@@ -101,7 +101,9 @@ def load_suite(path: Path) -> Any:
         level = gx_logger.level
         gx_logger.setLevel(logging.CRITICAL)
         try:
-            return ExpectationSuite(name=data.get("name") or path.stem, expectations=expectations, meta=data.get("meta") or {})
+            return ExpectationSuite(
+                name=data.get("name") or path.stem, expectations=expectations, meta=data.get("meta") or {}
+            )
         finally:
             gx_logger.setLevel(level)
 

@@ -87,7 +87,8 @@ def train(
     if not decision.accepted:
         logger.warning("%s: challenger rejected: %s", spec.name, decision.reason)
         events.emit(events.MODEL_REJECTED, spec.name, {"reason": decision.reason, "decision": decision.as_dict()})
-        return TrainOutcome(spec.name, promoted=False, decision=decision, previous=champion and champion.version)
+        previous = champion.version if champion else None
+        return TrainOutcome(spec.name, promoted=False, decision=decision, previous=previous)
 
     commit, dirty = git_commit(spec.project_dir)
     lineage = Lineage(

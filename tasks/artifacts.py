@@ -77,7 +77,9 @@ def publish_gate(model: str, decision: GateDecision) -> None:
             f"| holdout | {decision.holdout_rows} rows, digest `{decision.holdout_digest[:16]}` |",
         ]
     )
-    create_markdown_artifact(key=artifact_key(model, "gate"), markdown=text, description=f"{model}: gate {verdict.lower()}")
+    create_markdown_artifact(
+        key=artifact_key(model, "gate"), markdown=text, description=f"{model}: gate {verdict.lower()}"
+    )
 
 
 def publish_lineage(lineage: Lineage) -> None:

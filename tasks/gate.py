@@ -13,6 +13,8 @@ from tasks.evaluation import ChampionScore
 
 
 @task(name="decide-promotion", cache_policy=NO_CACHE)
-def decide_promotion(spec: ModelSpec, challenger: Metrics, champion: ChampionScore, holdout_digest: str) -> GateDecision:
+def decide_promotion(
+    spec: ModelSpec, challenger: Metrics, champion: ChampionScore, holdout_digest: str
+) -> GateDecision:
     """Judge the challenger against the spec's gate and the champion on the same holdout."""
     return gate.decide(spec, challenger, champion.metrics, champion.version, holdout_digest, champion.error)

@@ -71,7 +71,9 @@ def test_check_validates_spec_and_suite(project: Project) -> None:
     assert result.exit_code == 0, result.output
     assert "22 expectations" in result.output
     suite = project.root / "expectations" / "fraud.json"
-    suite.write_text(suite.read_text().replace("expect_column_values_to_not_be_null", "expect_column_values_to_not_be_nul", 1))
+    suite.write_text(
+        suite.read_text().replace("expect_column_values_to_not_be_null", "expect_column_values_to_not_be_nul", 1)
+    )
     broken = runner.invoke(app, ["check", "fraud"])
     assert broken.exit_code == 1
     assert "fraud.json: 22 expectations in the file but GX loaded 21" in broken.output

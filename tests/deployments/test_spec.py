@@ -61,7 +61,11 @@ def test_shipped_specs_load(project: Project, name: str) -> None:
         (lambda d: d.__setitem__("targte", "is_fraud"), "targte", "unknown key"),
         (lambda d: d.pop("target"), "target", "required key is missing"),
         (lambda d: d["split"].__setitem__("holdout_fraction", 1.5), "split.holdout_fraction", "less than 1"),
-        (lambda d: d.__setitem__("metric", {"name": "rmse"}), "metric.name 'rmse' is not for classification", "roc_auc"),
+        (
+            lambda d: d.__setitem__("metric", {"name": "rmse"}),
+            "metric.name 'rmse' is not for classification",
+            "roc_auc",
+        ),
         (lambda d: d["metric"].__setitem__("direction", "minimize"), "metric", "roc_auc is to maximize"),
         (lambda d: d["gate"].__setitem__("min_improvement", -1), "gate.min_improvement", "greater than or equal"),
         (lambda d: d["features"].__setitem__("numeric", ["amount", "is_fraud"]), "target 'is_fraud'", "feature"),
@@ -104,7 +108,7 @@ def test_overrides_are_validated_like_the_file(project: Project) -> None:
     spec = load_spec("fraud", {"estimator.params.max_depth": 2, "gate.min_metric": 0.6})
     assert spec.estimator.params["max_depth"] == 2 and spec.estimator.params["n_estimators"] == 200
     assert spec.gate.min_metric == 0.6
-    with pytest.raises(SpecError, match="gate.min_improvement"):
+    with pytest.raises(SpecError, match=r"gate\.min_improvement"):
         load_spec("fraud", {"gate.min_improvement": -0.5})
 
 
@@ -120,7 +124,7 @@ def test_parse_override_reads_toml_values() -> None:
 
 def test_sql_source_needs_table_or_query() -> None:
     data = _fraud() | {"source": {"sql": {"url": "sqlite:///x.db"}}}
-    with pytest.raises(SpecError, match="source.sql: give exactly one of 'table' or 'query'"):
+    with pytest.raises(SpecError, match=r"source\.sql: give exactly one of 'table' or 'query'"):
         parse_spec(data)
 
 
@@ -128,5 +132,7 @@ def test_unknown_estimator_parameter_names_the_key(project: Project) -> None:
     from driftline.modeling import pipeline
 
     spec = load_spec("fraud", {"estimator.params.max_dept": 3})
-    with pytest.raises(SpecError, match=r"fraud\.toml: estimator\.params\.max_dept: XGBClassifier has no such parameter"):
+    with pytest.raises(
+        SpecError, match=r"fraud\.toml: estimator\.params\.max_dept: XGBClassifier has no such parameter"
+    ):
         pipeline(spec)

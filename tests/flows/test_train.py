@@ -68,7 +68,12 @@ def test_train_promotes_rejects_and_quarantines(project: Project, prefect_server
     assert lineage["lock_digest"] and lineage["metrics"]["roc_auc"] > 0.85
     assert lineage["params"]["n_estimators"] == 200 and lineage["reason"] == "test: first"
     assert pd.read_parquet(lineage["holdout_path"]).shape[0] == lineage["holdout_rows"]
-    assert _artifact_keys(prefect_server, run_id) >= {"fraud-validation", "fraud-metrics", "fraud-gate", "fraud-lineage"}
+    assert _artifact_keys(prefect_server, run_id) >= {
+        "fraud-validation",
+        "fraud-metrics",
+        "fraud-gate",
+        "fraud-lineage",
+    }
     (promoted,) = _events(prefect_server, run_id, expected=1)
     assert promoted["event"] == "driftline.model.promoted"
     assert promoted["resource"]["prefect.resource.id"] == "driftline.model.fraud"
