@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from driftline.errors import SpecError, TrainingError
 from driftline.spec import ModelSpec
@@ -128,6 +127,8 @@ def estimator(spec: ModelSpec) -> Any:
     except (TypeError, ValueError) as error:
         raise SpecError(f"{spec.label}: estimator.params: {class_name} rejects them: {error}") from None
     if spec.task == "classification" and spec.estimator.kind == "xgboost":
+        from driftline.estimators import EncodedLabelClassifier
+
         return EncodedLabelClassifier(instance)
     return instance
 
@@ -159,28 +160,6 @@ def as_text(X: Any) -> pd.DataFrame:
     """Cast categorical columns to text (missing values kept), so ints, bools and strings encode alike."""
     frame = pd.DataFrame(X)
     return frame.astype(object).map(lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-
-
-class EncodedLabelClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """Fit an estimator on label codes (XGBoost needs 0..k-1) and answer in the original labels."""
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-
-    def fit(self, X: Any, y: Any) -> EncodedLabelClassifier:
-        from sklearn.base import clone
-        from sklearn.preprocessing import LabelEncoder
-
-        self.encoder_ = LabelEncoder().fit(y)
-        self.classes_ = self.encoder_.classes_
-        self.estimator_ = clone(self.estimator).fit(X, self.encoder_.transform(y))
-        return self
-
-    def predict(self, X: Any) -> Any:
-        return self.encoder_.inverse_transform(np.asarray(self.estimator_.predict(X)).astype(int))
-
-    def predict_proba(self, X: Any) -> Any:
-        return self.estimator_.predict_proba(X)
 
 
 def split_holdout(frame: pd.DataFrame, spec: ModelSpec) -> Split:

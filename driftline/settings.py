@@ -19,6 +19,7 @@ TELEMETRY_OFF = {
     "BENTOML_DO_NOT_TRACK": "true",
     "GX_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",  # Prefect's client-side SDK telemetry (prefect._internal.analytics)
 }
 
 

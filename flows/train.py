@@ -12,6 +12,7 @@ from driftline import events
 from driftline.errors import DataValidationError
 from driftline.gate import GateDecision
 from driftline.lineage import Lineage, git_commit, lock_digest
+from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec
 from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publish_validation
 from tasks.data import combine_batches, load_batches, quarantine_batch
@@ -45,6 +46,7 @@ def train(
     ``data`` replaces the spec's file source for this run; ``overrides`` sets spec keys
     (``{"estimator.params.max_depth": 2}``) for an experiment.
     """
+    quiet_telemetry()
     logger = get_run_logger()
     run_id = str(flow_run.get_id()) if flow_run.get_id() else None
     spec = load_spec(model, overrides)

@@ -23,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "BENTOML_DO_NOT_TRACK": "true",
         "GX_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
     }.items():
         os.environ[name] = value
 
