@@ -12,6 +12,13 @@ from driftline.lineage import Lineage
 from driftline.registry import Champion, LedgerEntry, open_registry
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # containers often run as a uid with no passwd entry
+        return "unknown"
+
+
 @task(name="read-champion", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
 def read_champion(model: str) -> Champion | None:
     """Read the current champion; promotion later compares against this."""
@@ -41,7 +48,7 @@ def promote_version(
         model,
         version,
         expected.version if expected else None,
-        actor=f"{getpass.getuser()} (flow run {flow_run_id})" if flow_run_id else getpass.getuser(),
+        actor=f"{_user()} (flow run {flow_run_id})" if flow_run_id else _user(),
         reason=decision.reason,
         evidence=decision.as_dict(),
         flow_run_id=flow_run_id,
