@@ -207,8 +207,8 @@ def demo() -> None:
     """Run the whole loop on the synthetic fraud data: promote, reject a worse challenger, quarantine a bad batch."""
     from driftline.demo import run
 
-    # The demo prints its own timeline; Prefect's per-task INFO lines would bury it.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # The demo prints its own timeline; Prefect's console lines would bury it. Runs still log fully to the UI.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     try:
         run(_connect())
     except DriftlineError as error:

@@ -53,7 +53,11 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
             verdict = f"PROMOTED {outcome.tag}" if outcome.promoted else "REJECTED"
             _say(f"   gate {verdict}: {outcome.decision.reason}")
         else:
-            _say(f"   run {state.name}: {str(state.message).splitlines()[0]}")
+            first, *details = str(state.message).splitlines()
+            _say(f"   run {state.name}: {first}")
+            for line in details:
+                if line.lstrip().startswith("- "):
+                    _say(f"     {line.strip()}")
         _say(f"   run: {url}")
         return state
 

@@ -1,0 +1,204 @@
+"""Loading, fingerprinting and quarantining batches: content hashes, sorted files, every source kind, no lost bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from driftline.data import fingerprint
+from driftline.errors import DataError
+from driftline.examples.fraud import generate
+from driftline.spec import load_spec
+from tasks.data import load_batches, quarantine_batch
+from tests.conftest import REPO, Project
+
+
+def test_fingerprint_is_the_same_in_another_process() -> None:
+    code = (
+        "from driftline.data import fingerprint\n"
+        "from driftline.examples.fraud import generate\n"
+        "print(fingerprint(generate(500, seed=3)))\n"
+    )
+    # A different string-hash seed in the child: the fingerprint must not depend on Python's hash().
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, env=env, timeout=120
+    )
+    assert child.stdout.strip() == fingerprint(generate(500, seed=3))
+
+
+@pytest.mark.parametrize(
+    ("column", "row", "change"),
+    [
+        ("amount", 17, lambda value: value + 0.01),
+        ("country", 3, lambda value: "NG" if value != "NG" else "US"),
+        ("hour", 250, lambda value: (value + 1) % 24),
+        ("event_time", 42, lambda value: value + pd.Timedelta(seconds=1)),
+    ],
+)
+def test_fingerprint_changes_when_one_cell_changes(column: str, row: int, change: Any) -> None:
+    frame = generate(300, seed=1)
+    changed = frame.copy()
+    assert fingerprint(changed) == fingerprint(frame)
+    changed.loc[row, column] = change(frame.loc[row, column])
+    assert changed.dtypes.equals(frame.dtypes)
+    assert fingerprint(changed) != fingerprint(frame)
+
+
+def test_fingerprint_ignores_the_file_format_when_values_and_dtypes_match(tmp_path: Path) -> None:
+    frame = generate(300, seed=2)
+    frame.to_parquet(tmp_path / "batch.parquet", index=False)
+    frame.to_csv(tmp_path / "batch.csv", index=False)
+    from_parquet = pd.read_parquet(tmp_path / "batch.parquet")
+    from_csv = pd.read_csv(tmp_path / "batch.csv")
+
+    # CSV has no timestamp type: the column comes back as text, and that is a different frame.
+    assert fingerprint(from_csv) != fingerprint(from_parquet)
+    from_csv["event_time"] = pd.to_datetime(from_csv["event_time"]).astype(frame["event_time"].dtype)
+    assert from_csv.dtypes.equals(from_parquet.dtypes)
+    assert fingerprint(from_csv) == fingerprint(from_parquet) == fingerprint(frame)
+
+
+def test_load_batches_gives_one_batch_per_file_in_sorted_order(project: Project) -> None:
+    frames = {name: generate(rows, seed=seed) for name, rows, seed in [("b-0003", 150, 3), ("b-0001", 120, 1)]}
+    frames["b-0002"] = generate(130, seed=2)
+    for name, frame in frames.items():  # written out of order
+        project.write_fraud_batch(f"{name}.parquet", frame)
+    (project.fraud_data / "notes.txt").write_text("not a batch")
+
+    batches = load_batches.fn(load_spec("fraud"))
+
+    names = sorted(frames)
+    assert [Path(batch.origin).name for batch in batches] == [f"{name}.parquet" for name in names]
+    for batch, name in zip(batches, names, strict=True):
+        assert batch.path == batch.origin
+        assert batch.rows == len(frames[name])
+        assert batch.columns == list(frames[name].columns)
+        assert batch.fingerprint == fingerprint(frames[name])
+        pd.testing.assert_frame_equal(batch.frame, frames[name])
+    assert len({batch.fingerprint for batch in batches}) == 3
+
+
+def test_load_batches_raises_naming_a_path_with_no_files(project: Project, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "*.parquet"
+    with pytest.raises(DataError, match="no files match") as raised:
+        load_batches.fn(load_spec("fraud"), str(missing))
+    assert str(missing) in str(raised.value)
+
+    # The spec's own source, resolved against the project, is named the same way.
+    with pytest.raises(DataError) as raised:
+        load_batches.fn(load_spec("fraud"))
+    assert str(project.root / "data" / "fraud" / "*.parquet") in str(raised.value)
+
+
+def test_load_batches_reads_a_csv_source(project: Project, tmp_path: Path) -> None:
+    frame = generate(200, seed=4)
+    path = tmp_path / "incoming" / "batch.csv"
+    path.parent.mkdir()
+    frame.to_csv(path, index=False)
+
+    (batch,) = load_batches.fn(load_spec("fraud"), str(tmp_path / "incoming" / "*.csv"))
+
+    assert batch.origin == str(path)
+    assert batch.rows == 200
+    assert batch.columns == list(frame.columns)
+    assert batch.fingerprint == fingerprint(batch.frame)
+    numeric = ["amount", "card_present", "hour", "distance_km", "tx_count_24h", "is_fraud"]
+    pd.testing.assert_frame_equal(batch.frame[numeric], frame[numeric])
+    assert batch.frame["country"].tolist() == frame["country"].tolist()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = sa.create_engine(url)
+    try:
+        generate(250, seed=6).to_sql("transactions", engine, index=False)
+    finally:
+        engine.dispose()
+    return url
+
+
+def test_load_batches_reads_a_sql_table(project: Project, sqlite_url: str) -> None:
+    spec = load_spec("fraud", {"source": {"sql": {"url": sqlite_url, "table": "transactions"}}})
+
+    (batch,) = load_batches.fn(spec)
+
+    frame = generate(250, seed=6)
+    assert batch.origin == "sql:transactions"
+    assert batch.path is None
+    assert batch.rows == 250
+    assert batch.columns == list(frame.columns)
+    assert batch.fingerprint == fingerprint(batch.frame)
+    pd.testing.assert_series_equal(batch.frame["amount"], frame["amount"])
+    assert batch.frame["merchant_category"].tolist() == frame["merchant_category"].tolist()
+
+
+def test_load_batches_reads_a_sql_query(project: Project, sqlite_url: str) -> None:
+    query = "SELECT * FROM transactions WHERE is_fraud = 1"
+    spec = load_spec("fraud", {"source": {"sql": {"url": sqlite_url, "query": query}}})
+
+    (batch,) = load_batches.fn(spec)
+
+    assert batch.origin == "sql:query"
+    assert batch.rows == int(generate(250, seed=6)["is_fraud"].sum()) > 0
+    assert set(batch.frame["is_fraud"]) == {1}
+
+
+def test_quarantine_moves_a_failed_file_batch_byte_identical(project: Project) -> None:
+    from tasks.validation import validate_batch
+
+    path = project.write_fraud_batch("batch-0007.parquet", generate(400, seed=7, corrupt=True))
+    arrived = path.read_bytes()
+    spec = load_spec("fraud")
+    (batch,) = load_batches.fn(spec)
+    report = validate_batch.fn(batch, spec)
+    assert not report.success
+
+    kept = quarantine_batch.fn(batch, report, spec)
+
+    assert not path.exists()
+    assert kept.name == path.name
+    assert kept.read_bytes() == arrived
+    assert kept.parent.parent == project.state / "quarantine" / "fraud"
+    assert batch.fingerprint[:12] in kept.parent.name
+    evidence = json.loads((kept.parent / "validation.json").read_text())
+    assert evidence["origin"] == str(path)
+    assert evidence["fingerprint"] == batch.fingerprint
+    assert evidence["rows"] == 400
+    assert evidence["validation"]["success"] is False
+    failed = {(o["column"], o["expectation"]) for o in evidence["validation"]["outcomes"] if not o["success"]}
+    assert ("hour", "expect_column_values_to_be_between") in failed
+    assert ("country", "expect_column_values_to_be_in_set") in failed
+    # Moved, not copied: the next run does not see the batch again.
+    with pytest.raises(DataError, match="no files match"):
+        load_batches.fn(spec)
+
+
+def test_quarantine_writes_a_non_file_batch_as_parquet(project: Project) -> None:
+    from driftline.validation import ExpectationOutcome, ValidationReport
+
+    spec = load_spec("breast_cancer")
+    (batch,) = load_batches.fn(spec)
+    assert batch.path is None
+    failure = ExpectationOutcome("expect_column_values_to_be_between", "mean_radius", False, "3 of 569 unexpected")
+    report = ValidationReport(batch.origin, batch.fingerprint, "breast_cancer.json", "0" * 64, (failure,))
+
+    kept = quarantine_batch.fn(batch, report, spec)
+
+    assert kept.name == "batch.parquet"
+    assert kept.parent.parent == project.state / "quarantine" / "breast_cancer"
+    written = pd.read_parquet(kept)
+    pd.testing.assert_frame_equal(written, batch.frame)
+    assert fingerprint(written) == batch.fingerprint
+    evidence = json.loads((kept.parent / "validation.json").read_text())
+    assert evidence["origin"] == "sklearn:breast_cancer"
+    assert evidence["validation"]["outcomes"][0]["column"] == "mean_radius"

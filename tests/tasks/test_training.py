@@ -1,0 +1,122 @@
+"""Splitting and fitting: a fixed holdout that rows never leave, and estimator settings checked by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftline.errors import SpecError, TrainingError
+from driftline.examples.fraud import generate
+from driftline.spec import load_spec
+from tasks.training import fit_model, split_holdout
+from tests.conftest import Project
+from tests.tasks.conftest import make_batch
+
+
+def _ids(frame: pd.DataFrame) -> set[str]:
+    return set(frame["transaction_id"])
+
+
+def test_split_is_deterministic(project: Project, fraud_frame: pd.DataFrame) -> None:
+    spec = load_spec("fraud")
+
+    first = split_holdout.fn(make_batch(fraud_frame), spec)
+    again = split_holdout.fn(make_batch(fraud_frame.copy()), spec)
+
+    pd.testing.assert_frame_equal(first.holdout, again.holdout)
+    pd.testing.assert_frame_equal(first.train, again.train)
+    assert first.holdout_digest == again.holdout_digest
+    assert _ids(first.train).isdisjoint(_ids(first.holdout))
+    assert len(first.train) + len(first.holdout) == len(fraud_frame)
+
+
+def test_a_row_stays_on_its_side_when_the_data_grows(project: Project) -> None:
+    spec = load_spec("fraud")
+    first = generate(1500, seed=21)
+    grown = pd.concat([generate(1000, seed=20), first, generate(1000, seed=22)], ignore_index=True)
+
+    before = split_holdout.fn(make_batch(first), spec)
+    after = split_holdout.fn(make_batch(grown), spec)
+
+    assert _ids(before.holdout) <= _ids(after.holdout)
+    assert _ids(before.train) <= _ids(after.train)
+
+
+def test_split_respects_the_holdout_fraction(project: Project) -> None:
+    frame = generate(4000, seed=23)
+    for fraction in (0.2, 0.5):
+        spec = load_spec("fraud", {"split.holdout_fraction": fraction})
+        split = split_holdout.fn(make_batch(frame), spec)
+        assert abs(len(split.holdout) / len(frame) - fraction) < 0.03
+        assert split.fraction == fraction
+
+
+def test_a_different_seed_gives_a_different_split(project: Project, fraud_frame: pd.DataFrame) -> None:
+    seven = split_holdout.fn(make_batch(fraud_frame), load_spec("fraud"))
+    eight = split_holdout.fn(make_batch(fraud_frame), load_spec("fraud", {"split.seed": 8}))
+
+    assert _ids(seven.holdout) != _ids(eight.holdout)
+    assert seven.holdout_digest != eight.holdout_digest
+    assert eight.seed == 8
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: split.seed is passed as hash_key, which pandas applies to text columns only, "
+    "so on all-numeric data every seed gives the same split (driftline/modeling.py split_holdout)",
+)
+def test_a_different_seed_gives_a_different_split_of_numeric_data(project: Project) -> None:
+    from tasks.data import load_batches
+
+    spec = load_spec("breast_cancer")
+    (batch,) = load_batches.fn(spec)
+
+    three = split_holdout.fn(batch, spec)
+    other = split_holdout.fn(batch, load_spec("breast_cancer", {"split.seed": 4}))
+
+    assert three.holdout_digest != other.holdout_digest
+
+
+def test_a_target_with_missing_values_raises_naming_the_column(project: Project, fraud_frame: pd.DataFrame) -> None:
+    frame = fraud_frame.astype({"is_fraud": "float64"})
+    frame.loc[[5, 50, 500], "is_fraud"] = np.nan
+
+    with pytest.raises(TrainingError, match="'is_fraud' has 3 missing values") as raised:
+        split_holdout.fn(make_batch(frame, "gappy.parquet"), load_spec("fraud"))
+    assert "gappy.parquet" in str(raised.value)
+
+
+def test_fit_model_records_the_training_schema(project: Project, fraud_frame: pd.DataFrame) -> None:
+    spec = load_spec("fraud", {"estimator.params.n_estimators": 20})
+    split = split_holdout.fn(make_batch(fraud_frame), spec)
+
+    fitted = fit_model.fn(split, spec)
+
+    assert fitted.train_rows == len(split.train)
+    assert fitted.estimator == "xgboost"
+    assert fitted.schema.target == "is_fraud"
+    assert fitted.schema.classes == (0, 1)
+    columns = {column.name: column for column in fitted.schema.columns}
+    assert list(columns) == spec.features.columns
+    assert columns["amount"].kind == "numeric"
+    assert columns["country"].kind == "categorical"
+    assert columns["country"].categories == tuple(sorted(set(split.train["country"])))
+    predicted = fitted.model.predict(split.holdout[spec.features.columns])
+    assert set(predicted) <= {0, 1}
+    assert len(predicted) == len(split.holdout)
+
+
+@pytest.mark.parametrize(
+    ("kind", "param"),
+    [("xgboost", "max_depht"), ("logistic_regression", "max_iterations"), ("random_forest", "n_trees")],
+)
+def test_an_unknown_estimator_param_raises_naming_it(
+    project: Project, fraud_frame: pd.DataFrame, kind: str, param: str
+) -> None:
+    spec = load_spec("fraud", {"estimator.kind": kind, "estimator.params": {param: 3}})
+    split = split_holdout.fn(make_batch(fraud_frame), spec)
+
+    with pytest.raises(SpecError, match=rf"estimator\.params\.{param}: \w+ has no such parameter") as raised:
+        fit_model.fn(split, spec)
+    assert str(spec.spec_path) in str(raised.value)
