@@ -34,7 +34,9 @@ class ExpectationOutcome:
 
     def describe(self) -> str:
         where = f"column '{self.column}'" if self.column else "table"
-        return f"{where}: {self.expectation} failed: {self.observed}"
+        rule = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items() if k != "column" and v is not None)
+        rule = rule if len(rule) <= 120 else rule[:117] + "..."
+        return f"{where}: {self.expectation}({rule}) failed: {self.observed}"
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ def _observed(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
     if "unexpected_count" in result:
         count = result.get("unexpected_count") or 0
         total = result.get("element_count") or 0
-        examples = list(result.get("partial_unexpected_list") or [])[:5]
+        counted = [item["value"] for item in result.get("partial_unexpected_counts") or []]
+        examples = (counted or list(dict.fromkeys(map(str, result.get("partial_unexpected_list") or []))))[:5]
         return f"{count} of {total} values unexpected, e.g. {examples}"
     if "observed_value" in result:
         return f"observed {result['observed_value']!r}"
