@@ -64,7 +64,8 @@ def read_file(path: str, declared_format: str | None = None) -> pd.DataFrame:
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if path.lower().endswith(".tsv") else ",")
+        tabs = path.lower().removesuffix(".gz").removesuffix(".zst").endswith(".tsv")
+        return pd.read_csv(path, sep="\t" if tabs else ",")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except Exception as error:  # pandas/pyarrow raise many types for a damaged file; name the file once

@@ -59,6 +59,8 @@ def decide(
             holdout_digest=holdout_digest,
         )
 
+    if champion_version is None and gate.first_run == "always":
+        return result(True, f"first model: {metric} {score:.4f}; accepted without a minimum (gate.first_run=always)")
     if gate.min_metric is not None:
         meets = score >= gate.min_metric if maximize else score <= gate.min_metric
         if not meets:

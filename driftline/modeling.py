@@ -171,8 +171,10 @@ def split_holdout(frame: pd.DataFrame, spec: ModelSpec) -> Split:
     from driftline.data import fingerprint
 
     key = spec.split.key or [c for c in spec.columns if c in frame.columns]
-    hash_key = f"{spec.split.seed:016d}"[-16:]
-    hashes = pd.util.hash_pandas_object(frame[key], index=False, hash_key=hash_key).to_numpy()
+    rows = pd.util.hash_pandas_object(frame[key], index=False).to_numpy()
+    # Mix the seed into every row hash (pandas' hash_key only salts text columns), then re-hash to spread it.
+    salt = np.uint64((spec.split.seed * 0x9E3779B97F4A7C15) % 2**64)
+    hashes = pd.util.hash_array(rows ^ salt)
     in_holdout = (hashes % np.uint64(10_000)) < np.uint64(round(spec.split.holdout_fraction * 10_000))
     train, holdout = frame[~in_holdout].reset_index(drop=True), frame[in_holdout].reset_index(drop=True)
     if len(train) == 0 or len(holdout) == 0:

@@ -265,7 +265,14 @@ class _Lost(Exception):
     """Internal: the compare-and-set matched no row."""
 
 
+_open: dict[str, Registry] = {}
+
+
 def open_registry(url: str | None = None) -> Registry:
+    """The registry at ``url`` (default: from the settings), one engine per URL per process."""
     from driftline.settings import get_settings
 
-    return Registry(url or get_settings().registry)
+    url = url or get_settings().registry
+    if url not in _open:
+        _open[url] = Registry(url)
+    return _open[url]

@@ -116,6 +116,15 @@ def test_load_batches_reads_a_csv_source(project: Project, tmp_path: Path) -> No
     assert batch.frame["country"].tolist() == frame["country"].tolist()
 
 
+def test_load_batches_reads_a_compressed_tsv_source(project: Project, tmp_path: Path) -> None:
+    frame = generate(120, seed=5)
+    frame.to_csv(tmp_path / "batch.tsv.gz", sep="\t", index=False)
+
+    (batch,) = load_batches.fn(load_spec("fraud"), str(tmp_path / "batch.tsv.gz"))
+
+    assert batch.columns == list(frame.columns)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"

@@ -157,11 +157,6 @@ def test_the_gate_prefers_the_stronger_of_two_real_models(project: Project, frau
     assert strong_against_weak.improvement == pytest.approx(strong.score - weak.score)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: gate.first_run='always' is documented as accepting a first model whatever min_metric says, but "
-    "driftline/gate.py decide checks min_metric before it looks at first_run, so 'always' changes nothing",
-)
 def test_first_run_always_accepts_a_first_model_below_the_minimum(project: Project) -> None:
     spec = load_spec("fraud", {"gate.first_run": "always"})
 

@@ -61,11 +61,6 @@ def test_a_different_seed_gives_a_different_split(project: Project, fraud_frame:
     assert eight.seed == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: split.seed is passed as hash_key, which pandas applies to text columns only, "
-    "so on all-numeric data every seed gives the same split (driftline/modeling.py split_holdout)",
-)
 def test_a_different_seed_gives_a_different_split_of_numeric_data(project: Project) -> None:
     from tasks.data import load_batches
 

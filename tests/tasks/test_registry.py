@@ -1,0 +1,240 @@
+"""The registry: promotion is compare-and-set, racing runs never both win, and the ledger only grows on success."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from driftline.errors import PromotionConflict, StoreError
+from driftline.gate import GateDecision
+from driftline.registry import Champion, LedgerEntry, Registry, open_registry
+from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
+from tests.conftest import Project
+from tests.tasks.conftest import Trained
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+MODEL = "fraud"
+
+
+def _promote(registry: Registry, version: str, expected: str | None) -> LedgerEntry:
+    return registry.promote(MODEL, version, expected, actor="test", reason=f"to {version}", evidence={"v": version})
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'r.db'}"
+
+
+@pytest.fixture
+def registry(sqlite_url: str) -> Iterator[Registry]:
+    registry = Registry(sqlite_url)
+    yield registry
+    registry.close()
+
+
+def test_promotion_from_the_expected_champion_is_recorded_in_order(registry: Registry) -> None:
+    assert registry.champion(MODEL) is None
+
+    first = _promote(registry, "v1", None)
+    second = _promote(registry, "v2", "v1")
+
+    champion = registry.champion(MODEL)
+    assert champion is not None and champion.version == "v2"
+    ledger = registry.ledger(MODEL)
+    assert [(entry.from_version, entry.to_version) for entry in ledger] == [(None, "v1"), ("v1", "v2")]
+    assert [entry.id for entry in ledger] == [first.id, second.id]
+    assert first.id < second.id
+    assert ledger[1].evidence == {"v": "v2"}
+    assert registry.ledger("other-model") == []
+
+
+@pytest.mark.parametrize("stale", ["v1", None, "v9"])
+def test_promotion_from_a_stale_champion_changes_nothing(registry: Registry, stale: str | None) -> None:
+    _promote(registry, "v1", None)
+    _promote(registry, "v2", "v1")
+    before = registry.champion(MODEL)
+
+    with pytest.raises(PromotionConflict) as raised:
+        _promote(registry, "v3", stale)
+
+    assert f"expected {stale or 'no champion'}, found v2" in str(raised.value)
+    assert "v3 was not promoted" in str(raised.value)
+    assert registry.champion(MODEL) == before
+    assert [entry.to_version for entry in registry.ledger(MODEL)] == ["v1", "v2"]
+
+
+def _race(url: str, expected: str | None, versions: tuple[str, str]) -> dict[str, LedgerEntry | PromotionConflict]:
+    """Two registries (as two runs would open) promote at the same moment from the same expected champion."""
+    registries = [Registry(url) for _ in versions]
+    start = threading.Barrier(len(versions))
+    results: dict[str, LedgerEntry | PromotionConflict] = {}
+
+    def run(registry: Registry, version: str) -> None:
+        start.wait()
+        try:
+            results[version] = _promote(registry, version, expected)
+        except PromotionConflict as conflict:
+            results[version] = conflict
+
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(registries, versions, strict=True)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for registry in registries:
+            registry.close()
+    assert set(results) == set(versions), "a racing promotion raised something other than PromotionConflict"
+    return results
+
+
+def _check_races(url: str) -> None:
+    # The first promotion: both runs saw no champion.
+    results = _race(url, None, ("a1", "b1"))
+    winners = [version for version, result in results.items() if isinstance(result, LedgerEntry)]
+    losers = [result for result in results.values() if isinstance(result, PromotionConflict)]
+    assert len(winners) == 1 and len(losers) == 1
+    registry = Registry(url)
+    try:
+        champion = registry.champion(MODEL)
+        assert champion is not None and champion.version == winners[0]
+        assert [entry.to_version for entry in registry.ledger(MODEL)] == winners
+    finally:
+        registry.close()
+
+    # Later promotions: both runs started from that champion.
+    first = winners[0]
+    results = _race(url, first, ("a2", "b2"))
+    winners = [version for version, result in results.items() if isinstance(result, LedgerEntry)]
+    losers = [result for result in results.values() if isinstance(result, PromotionConflict)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert f"found {winners[0]}" in str(losers[0])
+    registry = Registry(url)
+    try:
+        champion = registry.champion(MODEL)
+        assert champion is not None and champion.version == winners[0]
+        ledger = registry.ledger(MODEL)
+        assert [(entry.from_version, entry.to_version) for entry in ledger] == [(None, first), (first, winners[0])]
+    finally:
+        registry.close()
+
+
+def test_racing_promotions_on_sqlite_have_one_winner(sqlite_url: str) -> None:
+    _check_races(sqlite_url)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local server, dropped afterwards; skipped only if the server cannot be reached."""
+    admin = sa.create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        connection = admin.connect()
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {POSTGRES} is not reachable: {error.orig}")
+    name = f"driftline_test_{uuid.uuid4().hex[:12]}"
+    try:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield f"{POSTGRES}/{name}"
+    finally:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.close()
+        admin.dispose()
+
+
+@pytest.mark.integration
+def test_racing_promotions_on_postgres_have_one_winner(postgres_url: str) -> None:
+    _check_races(postgres_url)
+
+    registry = Registry(postgres_url)
+    try:
+        champion = registry.champion(MODEL)
+        assert champion is not None
+        with pytest.raises(PromotionConflict):
+            _promote(registry, "stale", "a1" if champion.version != "a1" else "b1")
+        assert registry.champion(MODEL) == champion
+        assert len(registry.ledger(MODEL)) == 2
+    finally:
+        registry.close()
+
+
+def _decision(accepted: bool = True) -> GateDecision:
+    return GateDecision(
+        accepted=accepted,
+        reason="roc_auc 0.9100 vs champion v1 0.9000",
+        metric="roc_auc",
+        maximize=True,
+        challenger=0.91,
+        champion=0.90,
+        champion_version="v1",
+        improvement=0.01,
+        min_metric=0.85,
+        min_improvement=0.002,
+        holdout_rows=600,
+        holdout_digest="d" * 64,
+    )
+
+
+@pytest.fixture
+def champion_at() -> Callable[[str], Champion]:
+    def make(version: str) -> Champion:
+        from datetime import UTC, datetime
+
+        return Champion(MODEL, version, datetime.now(UTC))
+
+    return make
+
+
+def test_promote_version_uses_the_champion_the_run_started_from(
+    project: Project, champion_at: Callable[[str], Champion]
+) -> None:
+    assert read_champion.fn(MODEL) is None
+
+    first = promote_version.fn(MODEL, "v1", None, _decision(), "run-1")
+    started_from = read_champion.fn(MODEL)
+    assert started_from is not None and started_from.version == "v1"
+    second = promote_version.fn(MODEL, "v2", started_from, _decision(), "run-2")
+
+    assert (first.from_version, second.from_version) == (None, "v1")
+    assert "(flow run run-2)" in second.actor
+    assert second.flow_run_id == "run-2"
+    assert second.evidence["holdout_digest"] == "d" * 64
+    champion = read_champion.fn(MODEL)
+    assert champion is not None and champion.version == "v2"
+    # The registry lives under the project's state directory.
+    assert (project.state / "registry.db").is_file()
+
+    with pytest.raises(PromotionConflict):
+        promote_version.fn(MODEL, "v3", champion_at("v1"), _decision(), "run-3")
+    assert read_champion.fn(MODEL) == champion
+    assert [entry.to_version for entry in open_registry().ledger(MODEL)] == ["v1", "v2"]
+
+
+def test_register_version_keeps_the_lineage(project: Project, trained_fraud: Trained) -> None:
+    lineage = trained_fraud.lineage().model_copy(update={"version": "abc123", "tag": "fraud:abc123"})
+
+    register_version.fn(lineage)
+
+    record = open_registry().version(MODEL, "abc123")
+    assert record.tag == "fraud:abc123"
+    assert record.lineage == lineage.as_dict()
+    assert record.lineage["data_fingerprint"] == trained_fraud.batch.fingerprint
+    with pytest.raises(StoreError, match="versions: abc123"):
+        open_registry().version(MODEL, "zzz")
+
+
+def test_record_gate_decision_keeps_every_decision(project: Project) -> None:
+    record_gate_decision.fn(MODEL, _decision(accepted=False), "run-1")
+    record_gate_decision.fn(MODEL, _decision(accepted=True), None)
+
+    records = open_registry().gate_decisions(MODEL)
+
+    assert [record.accepted for record in records] == [True, False]  # newest first
+    assert records[1].flow_run_id == "run-1"
+    assert records[0].evidence == _decision().as_dict()
