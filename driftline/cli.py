@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -251,10 +251,6 @@ def server_status() -> None:
     typer.echo(f"{api}: {'healthy' if answering else 'not answering'}")
     if not answering:
         raise typer.Exit(code=1)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 if __name__ == "__main__":

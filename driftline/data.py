@@ -133,13 +133,6 @@ def _sklearn_batch(name: str, spec: ModelSpec) -> Batch:
     return Batch(origin=f"sklearn:{name}", frame=frame, fingerprint=fingerprint(frame))
 
 
-def check_columns(batch: Batch, spec: ModelSpec) -> None:
-    """Fail, naming the batch and the columns, if the batch lacks a column the spec declares."""
-    missing = [column for column in spec.columns if column not in batch.frame.columns]
-    if missing:
-        raise DataError(f"{batch.origin}: missing column(s) {missing} declared in {spec.label} (found {batch.columns})")
-
-
 def combine(batches: list[Batch]) -> Batch:
     """Concatenate batches into one training batch with its own fingerprint."""
     if len(batches) == 1:

@@ -6,7 +6,6 @@ and served the same way whatever the estimator.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,7 +249,3 @@ def evaluate(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> Metrics:
         values["mae"] = skm.mean_absolute_error(y, predicted)
         values["r2"] = skm.r2_score(y, predicted)
     return Metrics(values={k: float(v) for k, v in values.items()}, primary=spec.metric.name, rows=len(frame))
-
-
-def params_digest(spec: ModelSpec) -> str:
-    return hashlib.sha256(spec.estimator.model_dump_json().encode()).hexdigest()[:16]
