@@ -18,8 +18,8 @@ demo: install ## Run the whole loop on synthetic fraud data against a managed lo
 test: install ## Run every test, integration tests against real servers included
 	$(UV) run pytest
 
-test-fast: install ## Run the unit tests only
-	$(UV) run pytest -m "not integration"
+test-fast: install ## Run the unit tests only (no servers, no statistical trials)
+	$(UV) run pytest -m "not integration and not statistical"
 
 lint: install ## ruff lint + format check, mypy strict on the source
 	$(UV) run ruff check .
