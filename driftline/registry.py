@@ -62,6 +62,85 @@ gate_decisions = sa.Table(
 )
 
 
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # processing, accepted, quarantined
+    sa.Column("stored_path", sa.Text),
+    sa.Column("rows", sa.Integer),
+    sa.Column("champion_version", sa.String(200)),
+    sa.Column("drift_detected", sa.Boolean),
+    sa.Column("drift", sa.JSON),
+    sa.Column("profile_path", sa.Text),
+    sa.Column("report_path", sa.Text),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True)),
+)
+monitor_decisions = sa.Table(
+    "monitor_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("decision", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    model: str
+    fingerprint: str
+    origin: str
+    status: str
+    stored_path: str | None
+    rows: int | None
+    champion_version: str | None
+    drift_detected: bool | None
+    drift: dict[str, Any] | None
+    profile_path: str | None
+    report_path: str | None
+    flow_run_id: str | None
+    claimed_at: datetime
+    processed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MonitorDecision:
+    id: int
+    model: str
+    fingerprint: str | None
+    decision: str
+    reason: str
+    flow_run_id: str | None
+    at: datetime
+
+
+def _batch(row: Any) -> BatchRecord:
+    return BatchRecord(
+        row.model,
+        row.fingerprint,
+        row.origin,
+        row.status,
+        row.stored_path,
+        row.rows,
+        row.champion_version,
+        row.drift_detected,
+        dict(row.drift) if row.drift is not None else None,
+        row.profile_path,
+        row.report_path,
+        row.flow_run_id,
+        _utc(row.claimed_at),
+        _utc(row.processed_at) if row.processed_at else None,
+    )
+
+
 @dataclass(frozen=True)
 class Champion:
     model: str
@@ -258,6 +337,101 @@ class Registry:
                 _utc(r.at),
             )
             for r in rows
+        ]
+
+    # -- monitored batches: each fingerprint is claimed once, so a batch is never processed twice ------------
+
+    def claim_batch(self, model: str, fingerprint: str, origin: str, stale_after_s: float = 3600.0) -> bool:
+        """Claim a batch for processing; False if it was processed, or is being processed, by another run.
+
+        A claim left in 'processing' for longer than ``stale_after_s`` (a crashed run) can be taken over.
+        """
+        now = _now()
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    batches.insert().values(
+                        model=model, fingerprint=fingerprint, origin=origin, status="processing", claimed_at=now
+                    )
+                )
+            return True
+        except sa.exc.IntegrityError:
+            pass
+        existing = self.batch(model, fingerprint)
+        if existing is None or existing.status != "processing":
+            return False
+        if (now - existing.claimed_at).total_seconds() < stale_after_s:
+            return False
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                batches.update()
+                .where(
+                    batches.c.model == model,
+                    batches.c.fingerprint == fingerprint,
+                    batches.c.status == "processing",
+                    batches.c.claimed_at == existing.claimed_at,
+                )
+                .values(claimed_at=now, origin=origin)
+            )
+        return bool(taken.rowcount == 1)
+
+    def finish_batch(self, model: str, fingerprint: str, **values: Any) -> None:
+        """Record the outcome of a claimed batch (status, stored path, drift, report...)."""
+        if "drift" in values and values["drift"] is not None:
+            values["drift"] = _json(values["drift"])
+        with self.engine.begin() as connection:
+            connection.execute(
+                batches.update()
+                .where(batches.c.model == model, batches.c.fingerprint == fingerprint)
+                .values(processed_at=_now(), **values)
+            )
+
+    def batch(self, model: str, fingerprint: str) -> BatchRecord | None:
+        query = sa.select(batches).where(batches.c.model == model, batches.c.fingerprint == fingerprint)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return _batch(row) if row else None
+
+    def batches(self, model: str, status: str | None = None, limit: int | None = None) -> list[BatchRecord]:
+        """Batches of a model, newest first."""
+        query = sa.select(batches).where(batches.c.model == model)
+        if status is not None:
+            query = query.where(batches.c.status == status)
+        query = query.order_by(batches.c.processed_at.desc(), batches.c.claimed_at.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            return [_batch(row) for row in connection.execute(query).all()]
+
+    def record_decision(
+        self, model: str, decision: str, reason: str, fingerprint: str | None = None, flow_run_id: str | None = None
+    ) -> MonitorDecision:
+        now = _now()
+        with self.engine.begin() as connection:
+            inserted = connection.execute(
+                monitor_decisions.insert().values(
+                    model=model,
+                    fingerprint=fingerprint,
+                    decision=decision,
+                    reason=reason,
+                    flow_run_id=flow_run_id,
+                    at=now,
+                )
+            ).inserted_primary_key
+        return MonitorDecision(
+            int(inserted[0]) if inserted else 0, model, fingerprint, decision, reason, flow_run_id, now
+        )
+
+    def decisions(self, model: str, limit: int = 20, decision: str | None = None) -> list[MonitorDecision]:
+        """Monitor and retrain decisions of a model, newest first."""
+        query = sa.select(monitor_decisions).where(monitor_decisions.c.model == model)
+        if decision is not None:
+            query = query.where(monitor_decisions.c.decision == decision)
+        query = query.order_by(monitor_decisions.c.id.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            MonitorDecision(r.id, r.model, r.fingerprint, r.decision, r.reason, r.flow_run_id, _utc(r.at)) for r in rows
         ]
 
 

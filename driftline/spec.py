@@ -157,6 +157,23 @@ class Drift(_Strict):
     method: Literal["hellinger"] = "hellinger"
     threshold: float = Field(default=0.06, gt=0.0, le=1.0)
     columns: dict[str, float] = Field(default_factory=dict, description="per-column thresholds")
+    min_drifted: int = Field(
+        default=1, ge=1, description="retrain when this many of the last `of_last` batches drifted"
+    )
+    of_last: int = Field(default=1, ge=1)
+    cooldown_minutes: float = Field(default=60.0, ge=0.0, description="no new retrain request this soon after one")
+
+    @model_validator(mode="after")
+    def _n_of_m(self) -> Drift:
+        if self.min_drifted > self.of_last:
+            raise ValueError(f"min_drifted ({self.min_drifted}) cannot exceed of_last ({self.of_last})")
+        return self
+
+
+class Monitor(_Strict):
+    """Where new batches land for the monitor flow; processed batches move to the state directory."""
+
+    landing: str | None = Field(default=None, description="glob or fsspec URL (default data/<model>/landing/*)")
 
 
 class Schedule(_Strict):
@@ -182,6 +199,7 @@ class ModelSpec(_Strict):
     metric: Metric
     gate: Gate = Field(default_factory=Gate)
     drift: Drift = Field(default_factory=Drift)
+    monitor: Monitor = Field(default_factory=Monitor)
     schedule: Schedule = Field(default_factory=Schedule)
 
     # Not part of the file: where the spec came from, so paths resolve and errors can name it.
@@ -238,6 +256,10 @@ class ModelSpec(_Strict):
         if "://" in path or Path(path).is_absolute():
             return path
         return str(self.project_dir / path)
+
+    @property
+    def landing(self) -> str:
+        return self.resolve(self.monitor.landing or f"data/{self.name}/landing/*")
 
     @property
     def label(self) -> str:

@@ -1,0 +1,55 @@
+"""The monitor flow against a real Prefect server: clean batches pass quietly, drifted ones raise one event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftline.examples.fraud import generate
+from driftline.registry import open_registry
+from tests.conftest import Project
+from tests.flows.test_train import _events
+
+pytestmark = pytest.mark.integration
+
+
+def test_monitor_scores_drift_and_never_processes_a_batch_twice(project: Project, prefect_server: str) -> None:
+    from flows.monitor import monitor
+    from flows.train import train
+
+    for seed in (1, 2):
+        project.write_fraud_batch(f"batch-{seed}.parquet", generate(5000, seed))
+    assert train(model="fraud").promoted
+    landing = project.fraud_data / "landing"
+    landing.mkdir()
+
+    clean = generate(10_000, 21)
+    clean.to_parquet(landing / "clean.parquet", index=False)
+    state = monitor(model="fraud", return_state=True)
+    assert state.is_completed(), state.message
+    (outcome,) = state.result()
+    assert (outcome.status, outcome.drifted, outcome.decision.decision) == ("accepted", [], "no_drift")
+    assert not (landing / "clean.parquet").exists()
+    assert _events(prefect_server, state.state_details.flow_run_id, expected=1, timeout=3) == []
+
+    generate(10_000, 22, drift=True).to_parquet(landing / "drifted.parquet", index=False)
+    state = monitor(model="fraud", return_state=True)
+    (outcome,) = state.result()
+    assert outcome.decision.retrain
+    assert {"amount", "merchant_category", "country"} <= set(outcome.drifted)
+    assert outcome.report_path and "<script" not in Path(outcome.report_path).read_text()
+    (event,) = _events(prefect_server, state.state_details.flow_run_id, expected=1)
+    assert event["event"] == "driftline.drift.detected"
+    assert event["payload"]["fingerprint"] == outcome.fingerprint
+    assert event["resource"]["prefect.resource.id"] == "driftline.model.fraud"
+    assert {c["column"] for c in event["payload"]["columns"]} == set(outcome.drifted)
+
+    # Nothing new: nothing processed. The same content again: kept as a duplicate, not scored twice.
+    assert monitor(model="fraud") == []
+    clean.to_parquet(landing / "clean-again.parquet", index=False)
+    (again,) = monitor(model="fraud")
+    assert again.status == "duplicate"
+    registry = open_registry()
+    assert [b.status for b in registry.batches("fraud")] == ["accepted", "accepted"]
+    assert [d.decision for d in registry.decisions("fraud")] == ["retrain_requested", "no_drift"]

@@ -1,0 +1,46 @@
+"""The retrain policy at its edges: N of M, cooldown."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from driftline import policy
+from driftline.spec import Drift
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        ([False], policy.NO_DRIFT),
+        ([True], policy.BELOW_POLICY),  # 1 of 1 seen, 2 of 3 required
+        ([True, True], policy.RETRAIN_REQUESTED),
+        ([True, False, True], policy.RETRAIN_REQUESTED),
+        ([True, False, False, True], policy.BELOW_POLICY),  # the 4th is outside the last 3
+        ([False, True, True], policy.NO_DRIFT),  # the newest batch is clean
+    ],
+)
+def test_n_of_m(history: list[bool], expected: str) -> None:
+    rule = Drift(min_drifted=2, of_last=3, cooldown_minutes=0)
+    assert policy.decide(history, rule, None, NOW).decision == expected
+
+
+def test_defaults_request_on_the_first_drifted_batch() -> None:
+    assert policy.decide([True], Drift(), None, NOW).retrain
+    assert not policy.decide([False, True], Drift(), None, NOW).retrain
+
+
+def test_cooldown_edges() -> None:
+    rule = Drift(cooldown_minutes=60)
+    inside = policy.decide([True], rule, NOW - timedelta(minutes=59, seconds=59), NOW)
+    assert inside.decision == policy.SKIPPED_COOLDOWN and "cooldown (60 min)" in inside.reason
+    assert policy.decide([True], rule, NOW - timedelta(minutes=60), NOW).retrain
+    assert policy.decide([True], Drift(cooldown_minutes=0), NOW, NOW).retrain
+
+
+def test_min_drifted_cannot_exceed_of_last() -> None:
+    with pytest.raises(ValueError, match="cannot exceed"):
+        Drift(min_drifted=3, of_last=2)
