@@ -92,6 +92,7 @@ def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         champion = registry.champion(model)
         versions = registry.versions(model)
         decisions = registry.gate_decisions(model, limit=5)
+        monitor_decisions = registry.decisions(model, limit=10)
     except DriftlineError as error:
         raise _fail(error) from None
     console = Console()
@@ -123,6 +124,12 @@ def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         verdict = "[green]accepted[/]" if decision.accepted else "[red]rejected[/]"
         gates.add_row(f"{decision.at:%Y-%m-%d %H:%M:%S}", verdict, decision.reason)
     console.print(gates)
+    watch = Table(title="last monitor and retrain decisions", title_justify="left")
+    for column in ("when (UTC)", "decision", "batch", "reason"):
+        watch.add_column(column)
+    for item in monitor_decisions:
+        watch.add_row(f"{item.at:%Y-%m-%d %H:%M:%S}", item.decision, (item.fingerprint or "")[:12], item.reason)
+    console.print(watch)
 
 
 @app.command()
@@ -200,6 +207,104 @@ def models() -> None:
 
     for name in list_models():
         typer.echo(name)
+
+
+@app.command("serve-flows")
+def serve_flows(
+    models: Annotated[list[str] | None, typer.Argument(help="models to serve (default: every spec)")] = None,
+    limit: Annotated[int | None, typer.Option(help="most flow runs at once")] = None,
+) -> None:
+    """Serve the retrain (nightly + drift trigger) and monitor deployments of every model from this process."""
+    from driftline.deploy import serve
+
+    try:
+        info = _connect()
+        typer.echo(f"serving on {info.api_url} (UI {info.ui_url}); Ctrl-C stops")
+        serve(models, limit)
+    except DriftlineError as error:
+        raise _fail(error) from None
+
+
+@app.command()
+def monitor(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Run the monitor flow for MODEL now: process waiting batches, score drift, apply the retrain policy."""
+    try:
+        info = _connect()
+        from flows.monitor import monitor as monitor_flow
+
+        state = monitor_flow(model=model, return_state=True)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    run_url = f"{info.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+    if not state.is_completed():
+        typer.echo(f"{model}: run {state.name}: {state.message}\n  run: {run_url}", err=True)
+        raise typer.Exit(code=1)
+    outcomes = state.result()
+    if not outcomes:
+        typer.echo(f"{model}: no new batches\n  run: {run_url}")
+    for outcome in outcomes:
+        drifted = ", ".join(outcome.drifted) or "none"
+        decision = f"; {outcome.decision.decision}: {outcome.decision.reason}" if outcome.decision else ""
+        typer.echo(f"{model}: {outcome.origin}: {outcome.status}, drifted columns: {drifted}{decision}")
+    typer.echo(f"  run: {run_url}")
+
+
+@app.command()
+def drift(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Show the drift scores of MODEL's latest monitored batch, with the report path."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from driftline.registry import open_registry
+
+    try:
+        scored = [b for b in open_registry().batches(model, status="accepted") if b.drift]
+    except DriftlineError as error:
+        raise _fail(error) from None
+    if not scored:
+        typer.echo(f"{model}: no monitored batch yet (run `driftline monitor {model}`)")
+        return
+    latest = scored[0]
+    assert latest.drift is not None
+    table = Table(title=f"{model}: {latest.origin} vs champion {latest.champion_version}", title_justify="left")
+    for column in ("column", "kind", "score", "threshold", "drifted"):
+        table.add_column(column)
+    for column in sorted(latest.drift["columns"], key=lambda c: -(c["score"] or 0.0)):
+        score = "n/a" if column["score"] is None else f"{column['score']:.4f}"
+        drifted = column["score"] is not None and column["score"] >= column["threshold"]
+        table.add_row(
+            column["column"], column["kind"], score, f"{column['threshold']:.4f}", "[red]yes[/]" if drifted else ""
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"report: {latest.report_path}")
+
+
+@app.command()
+def backtest(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Replay the retrain policy (N of M, cooldown) over MODEL's stored batch drift results, oldest first."""
+    from driftline import policy
+    from driftline.registry import open_registry
+    from driftline.spec import load_spec
+
+    try:
+        spec = load_spec(model)
+        history = list(reversed([b for b in open_registry().batches(model, status="accepted") if b.processed_at]))
+    except DriftlineError as error:
+        raise _fail(error) from None
+    flags: list[bool] = []
+    last_request = None
+    requests = 0
+    for record in history:
+        flags.insert(0, bool(record.drift_detected))
+        assert record.processed_at is not None
+        decision = policy.decide(flags, spec.drift, last_request, record.processed_at)
+        if decision.retrain:
+            last_request = record.processed_at
+            requests += 1
+        when = f"{record.processed_at:%Y-%m-%d %H:%M:%S}"
+        typer.echo(f"{when}  {record.fingerprint[:12]}  {decision.decision:<20} {decision.reason}")
+    typer.echo(f"{model}: {len(history)} batches replayed; the policy would have requested {requests} retrain(s)")
 
 
 @app.command()

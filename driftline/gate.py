@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from driftline.modeling import Metrics
@@ -25,6 +25,8 @@ class GateDecision:
     min_improvement: float
     holdout_rows: int
     holdout_digest: str
+    # Extra evidence, recorded but not deciding: e.g. both models on the recent (drifted) window's holdout rows.
+    windows: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

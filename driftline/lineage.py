@@ -43,6 +43,8 @@ class Lineage(BaseModel):
     code_dirty: bool | None
     lock_digest: str | None
     flow_run_id: str | None
+    window: list[str] = Field(default_factory=list, description="recent batches added to the training data")
+    drift_event: dict[str, Any] | None = Field(default=None, description="the drift that started this retrain")
     driftline_version: str = driftline.__version__
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

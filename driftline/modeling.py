@@ -169,12 +169,7 @@ def split_holdout(frame: pd.DataFrame, spec: ModelSpec) -> Split:
     """
     from driftline.data import fingerprint
 
-    key = spec.split.key or [c for c in spec.columns if c in frame.columns]
-    rows = pd.util.hash_pandas_object(frame[key], index=False).to_numpy()
-    # Mix the seed into every row hash (pandas' hash_key only salts text columns), then re-hash to spread it.
-    salt = np.uint64((spec.split.seed * 0x9E3779B97F4A7C15) % 2**64)
-    hashes = pd.util.hash_array(rows ^ salt)
-    in_holdout = (hashes % np.uint64(10_000)) < np.uint64(round(spec.split.holdout_fraction * 10_000))
+    in_holdout = holdout_mask(frame, spec)
     train, holdout = frame[~in_holdout].reset_index(drop=True), frame[in_holdout].reset_index(drop=True)
     if len(train) == 0 or len(holdout) == 0:
         raise TrainingError(
@@ -195,6 +190,16 @@ def split_holdout(frame: pd.DataFrame, spec: ModelSpec) -> Split:
         seed=spec.split.seed,
         fraction=spec.split.holdout_fraction,
     )
+
+
+def holdout_mask(frame: pd.DataFrame, spec: ModelSpec) -> Any:
+    """True for the rows the seeded hash puts in the holdout; a row's side depends on that row alone."""
+    key = spec.split.key or [c for c in spec.columns if c in frame.columns]
+    rows = pd.util.hash_pandas_object(frame[key], index=False).to_numpy()
+    # Mix the seed into every row hash (pandas' hash_key only salts text columns), then re-hash to spread it.
+    salt = np.uint64((spec.split.seed * 0x9E3779B97F4A7C15) % 2**64)
+    hashes = pd.util.hash_array(rows ^ salt)
+    return (hashes % np.uint64(10_000)) < np.uint64(round(spec.split.holdout_fraction * 10_000))
 
 
 def check_target(frame: pd.DataFrame, spec: ModelSpec, origin: str) -> None:

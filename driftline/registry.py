@@ -93,6 +93,24 @@ monitor_decisions = sa.Table(
 )
 
 
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
 @dataclass(frozen=True)
 class BatchRecord:
     model: str
@@ -433,6 +451,43 @@ class Registry:
         return [
             MonitorDecision(r.id, r.model, r.fingerprint, r.decision, r.reason, r.flow_run_id, _utc(r.at)) for r in rows
         ]
+
+    # -- leases: one holder at a time, kept in the database so they survive restarts --------------------------
+
+    def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
+        """Take the lease ``name`` for ``holder``; None if someone else holds an unexpired one."""
+        from datetime import timedelta
+
+        now = _now()
+        expires = now + timedelta(seconds=ttl_s)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    leases.insert().values(name=name, holder=holder, acquired_at=now, expires_at=expires)
+                )
+            return Lease(name, holder, now, expires)
+        except sa.exc.IntegrityError:
+            pass
+        with self.engine.begin() as connection:
+            row = connection.execute(sa.select(leases).where(leases.c.name == name)).first()
+            if row is None or _utc(row.expires_at) > now:
+                return None
+            # Expired (its holder crashed): take it over only if nobody else did first.
+            taken = connection.execute(
+                leases.update()
+                .where(leases.c.name == name, leases.c.holder == row.holder, leases.c.acquired_at == row.acquired_at)
+                .values(holder=holder, acquired_at=now, expires_at=expires)
+            )
+        return Lease(name, holder, now, expires) if taken.rowcount == 1 else None
+
+    def release(self, name: str, holder: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+
+    def lease(self, name: str) -> Lease | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(leases).where(leases.c.name == name)).first()
+        return Lease(row.name, row.holder, _utc(row.acquired_at), _utc(row.expires_at)) if row else None
 
 
 class _Lost(Exception):

@@ -176,6 +176,13 @@ class Monitor(_Strict):
     landing: str | None = Field(default=None, description="glob or fsspec URL (default data/<model>/landing/*)")
 
 
+class Retrain(_Strict):
+    """What a retrain trains on and how long one may hold the model's retrain lease."""
+
+    window_batches: int = Field(default=5, ge=0, description="the most recent accepted batches added to the source")
+    lease_minutes: float = Field(default=120.0, gt=0.0, description="a crashed retrain's lease expires after this")
+
+
 class Schedule(_Strict):
     retrain_cron: str | None = None
     monitor_interval_minutes: int | None = Field(default=None, gt=0)
@@ -200,6 +207,7 @@ class ModelSpec(_Strict):
     gate: Gate = Field(default_factory=Gate)
     drift: Drift = Field(default_factory=Drift)
     monitor: Monitor = Field(default_factory=Monitor)
+    retrain: Retrain = Field(default_factory=Retrain)
     schedule: Schedule = Field(default_factory=Schedule)
 
     # Not part of the file: where the spec came from, so paths resolve and errors can name it.

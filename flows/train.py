@@ -12,16 +12,17 @@ from driftline import events
 from driftline.errors import DataValidationError
 from driftline.gate import GateDecision
 from driftline.lineage import Lineage, git_commit, lock_digest
+from driftline.modeling import holdout_mask
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec
 from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publish_validation
 from tasks.data import combine_batches, load_batches, quarantine_batch
-from tasks.evaluation import evaluate_champion, evaluate_model
+from tasks.evaluation import evaluate_champion, evaluate_model, evaluate_window
 from tasks.gate import decide_promotion
 from tasks.packaging import package_model
 from tasks.profiling import profile_batch
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
-from tasks.training import fit_model, split_holdout, store_holdout
+from tasks.training import fit_model, read_holdout, split_holdout, store_holdout
 from tasks.validation import validate_batch
 
 
@@ -39,12 +40,18 @@ class TrainOutcome:
 
 @flow(name="train", flow_run_name="train-{model}")
 def train(
-    model: str, data: str | None = None, overrides: dict[str, Any] | None = None, reason: str = "manual"
+    model: str,
+    data: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    reason: str = "manual",
+    window: list[str] | None = None,
+    drift_event: dict[str, Any] | None = None,
 ) -> TrainOutcome:
     """Train a challenger for a model and promote it if it beats the champion on the same holdout.
 
     ``data`` replaces the spec's file source for this run; ``overrides`` sets spec keys
-    (``{"estimator.params.max_depth": 2}``) for an experiment.
+    (``{"estimator.params.max_depth": 2}``) for an experiment; ``window`` adds recent batches (paths) to the
+    training data, and both models are also scored on their held-out rows; ``drift_event`` goes into the lineage.
     """
     quiet_telemetry()
     logger = get_run_logger()
@@ -52,7 +59,9 @@ def train(
     spec = load_spec(model, overrides)
     champion = read_champion(spec.name)
 
-    batches = load_batches(spec, data)
+    history = load_batches(spec, data)
+    recent = [batch for path in window or [] for batch in load_batches(spec, path)]
+    batches = history + recent
     reports = [validate_batch(batch, spec) for batch in batches]
     publish_validation(spec.name, reports)
     failed = [(batch, report) for batch, report in zip(batches, reports, strict=True) if not report.success]
@@ -82,8 +91,17 @@ def train(
     challenger = evaluate_model(fitted.model, split, spec)
     champion_score = evaluate_champion(champion, split, spec)
     publish_metrics(spec.name, challenger, champion_score.metrics, champion_score.version)
+    windows = {}
+    if champion is not None:
+        fixed = read_holdout(spec.name, champion.version)
+        windows["champion_holdout"] = evaluate_window(fitted.model, champion, fixed, spec)
+    if recent:
+        recent_rows = combine_batches(recent).frame
+        windows["recent_window"] = evaluate_window(
+            fitted.model, champion, recent_rows[holdout_mask(recent_rows, spec)], spec
+        )
 
-    decision = decide_promotion(spec, challenger, champion_score, split.holdout_digest)
+    decision = decide_promotion(spec, challenger, champion_score, split.holdout_digest, windows)
     record_gate_decision(spec.name, decision, run_id)
     publish_gate(spec.name, decision)
     if not decision.accepted:
@@ -117,6 +135,8 @@ def train(
         code_dirty=dirty,
         lock_digest=lock_digest(spec.project_dir),
         flow_run_id=run_id,
+        window=[batch.origin for batch in recent],
+        drift_event=drift_event,
     )
     tag = package_model(fitted, spec, lineage)
     version = tag.split(":", 1)[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -62,3 +63,11 @@ def fit_model(split: Split, spec: ModelSpec) -> FittedModel:
         estimator=spec.estimator.kind,
         train_rows=len(split.train),
     )
+
+
+@task(name="read-holdout", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def read_holdout(model: str, version: str) -> pd.DataFrame:
+    """The holdout a version was judged on (from its lineage): fixed rows to compare later models on."""
+    from driftline.registry import open_registry
+
+    return pd.read_parquet(open_registry().version(model, version).lineage["holdout_path"])

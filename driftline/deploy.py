@@ -1,0 +1,77 @@
+"""Turn model specs into Prefect deployments: retrain (nightly cron + the drift trigger) and monitor (interval).
+
+``python -m deployments`` (or ``driftline serve-flows``) serves them all from one process for local use.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from driftline import events
+from driftline.spec import ModelSpec, list_models, load_spec
+
+
+def drift_trigger(spec: ModelSpec) -> Any:
+    """Start the model's retrain deployment on each ``driftline.drift.detected`` event about that model.
+
+    Parameters are rendered from the event (Jinja, to native types): the model, the drifted batch's fingerprint
+    and the reason. A burst of events gives a burst of runs; the retrain flow's lease lets one train at a time
+    and records the rest as skipped, with the reason.
+    """
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(
+        name=f"{spec.name}-drift",
+        expect={events.DRIFT_DETECTED},
+        match={"prefect.resource.id": events.model_resource_id(spec.name)},
+        parameters={"model": spec.name, "fingerprint": "{{ event.payload.fingerprint }}", "reason": "drift"},
+    )
+
+
+def build(specs: list[ModelSpec]) -> list[Any]:
+    """Runner deployments for every spec: ``retrain/<model>`` and ``monitor/<model>``."""
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+    from flows.monitor import monitor
+    from flows.retrain import retrain
+
+    deployments = []
+    for spec in specs:
+        schedule = spec.schedule
+        retrain_schedules = (
+            [CronSchedule(cron=schedule.retrain_cron, timezone=schedule.timezone)] if schedule.retrain_cron else []
+        )
+        deployments.append(
+            retrain.to_deployment(
+                name=spec.name,
+                parameters={"model": spec.name, "reason": "scheduled"},
+                schedules=retrain_schedules,
+                triggers=[drift_trigger(spec)],
+                tags=["driftline", f"model:{spec.name}"],
+                description=f"Retrain {spec.name}: nightly and on drift.",
+            )
+        )
+        monitor_schedules = (
+            [IntervalSchedule(interval=timedelta(minutes=schedule.monitor_interval_minutes))]
+            if schedule.monitor_interval_minutes
+            else []
+        )
+        deployments.append(
+            monitor.to_deployment(
+                name=spec.name,
+                parameters={"model": spec.name},
+                schedules=monitor_schedules,
+                tags=["driftline", f"model:{spec.name}"],
+                description=f"Monitor {spec.name}'s landing location for new batches and drift.",
+            )
+        )
+    return deployments
+
+
+def serve(models: list[str] | None = None, limit: int | None = None) -> None:
+    """Register and serve every model's deployments from this process until interrupted."""
+    from prefect import serve as prefect_serve
+
+    specs = [load_spec(name) for name in (models or list_models())]
+    prefect_serve(*build(specs), limit=limit)

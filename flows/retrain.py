@@ -1,0 +1,90 @@
+"""The retrain loop: one run per model at a time, on history plus the recent window, judged by the gate."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from driftline import policy
+from driftline.registry import open_registry
+from driftline.settings import quiet_telemetry
+from driftline.spec import load_spec
+from flows.train import TrainOutcome, train
+
+RETRAIN_STARTED = "retrain_started"
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """Whether a retrain ran, why not if it did not, and the train outcome if it did."""
+
+    model: str
+    decision: str
+    reason: str
+    trained: TrainOutcome | None = None
+
+
+@flow(name="retrain", flow_run_name="retrain-{model}")
+def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> RetrainOutcome:
+    """Retrain a model on its source plus the recent window; skip (and say why) if one is running or cooling down.
+
+    Started nightly (``reason="scheduled"``) or by a ``driftline.drift.detected`` event (``reason="drift"``,
+    ``fingerprint`` of the drifted batch).
+    """
+    quiet_telemetry()
+    logger = get_run_logger()
+    run_id = str(flow_run.get_id()) if flow_run.get_id() else f"local-{uuid.uuid4()}"
+    spec = load_spec(model)
+    registry = open_registry()
+    lease_name = f"retrain:{spec.name}"
+
+    def skip(decision: str, why: str) -> RetrainOutcome:
+        registry.record_decision(spec.name, decision, why, fingerprint or None, run_id)
+        logger.info("%s: retrain skipped (%s): %s", spec.name, decision, why)
+        return RetrainOutcome(spec.name, decision, why)
+
+    lease = registry.acquire(lease_name, run_id, ttl_s=spec.retrain.lease_minutes * 60)
+    if lease is None:
+        holder = registry.lease(lease_name)
+        since = f" since {holder.acquired_at:%H:%M:%S} UTC" if holder else ""
+        return skip(policy.SKIPPED_DUPLICATE, f"retrain run {holder.holder if holder else '?'} is running{since}")
+    try:
+        started = registry.decisions(spec.name, limit=1, decision=RETRAIN_STARTED)
+        cooldown = timedelta(minutes=spec.drift.cooldown_minutes)
+        if reason == "drift" and started and datetime.now(UTC) - started[0].at < cooldown:
+            return skip(
+                policy.SKIPPED_COOLDOWN,
+                f"a retrain started at {started[0].at:%H:%M:%S} UTC; drift.cooldown_minutes is "
+                f"{spec.drift.cooldown_minutes:g}",
+            )
+        window = [
+            b.stored_path
+            for b in registry.batches(spec.name, status="accepted", limit=spec.retrain.window_batches)
+            if b.stored_path
+        ]
+        drift_event = None
+        if fingerprint:
+            record = registry.batch(spec.name, fingerprint)
+            drift_event = {
+                "fingerprint": fingerprint,
+                "batch": record.stored_path if record else None,
+                "drifted": (record.drift or {}).get("drifted", []) if record else [],
+                "report": record.report_path if record else None,
+            }
+        registry.record_decision(
+            spec.name,
+            RETRAIN_STARTED,
+            f"{reason}: training on the source plus {len(window)} recent batches",
+            fingerprint or None,
+            run_id,
+        )
+        outcome = train(model=spec.name, reason=reason, window=window, drift_event=drift_event)
+        verdict = "retrain_promoted" if outcome.promoted else "retrain_rejected"
+        registry.record_decision(spec.name, verdict, outcome.decision.reason, fingerprint or None, run_id)
+        return RetrainOutcome(spec.name, verdict, outcome.decision.reason, outcome)
+    finally:
+        registry.release(lease_name, run_id)
