@@ -1,0 +1,150 @@
+"""Drift → event → trigger → retrain, against a real Prefect server and a real served deployment process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from driftline.examples.fraud import generate
+from driftline.registry import open_registry
+from tests.conftest import Project
+from tests.flows.test_train import _events
+
+pytestmark = pytest.mark.integration
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _deployment_id(api: str, flow: str, name: str, timeout: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{api}/deployments/name/{flow}/{name}", timeout=10)
+        if response.status_code == 200:
+            return str(response.json()["id"])
+        time.sleep(1)
+    raise AssertionError(f"deployment {flow}/{name} was not registered in {timeout} s")
+
+
+def _runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 200}
+    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json())
+
+
+def _wait_runs(api: str, deployment_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = _runs(api, deployment_id)
+        if len(runs) >= count and all(run["state_type"] in TERMINAL for run in runs):
+            return runs
+        time.sleep(2)
+    states = sorted(run["state_type"] for run in runs)
+    raise AssertionError(f"expected {count} finished retrain runs in {timeout} s, found {states}")
+
+
+@pytest.fixture
+def served(project: Project, prefect_server: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``driftline serve-flows fraud`` in its own process, polling every second; stopped after the test."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    log = (project.root / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "driftline.cli", "serve-flows", "fraud", "--limit", "4"],
+        env=env,
+        cwd=project.root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _cooldown_off(project: Project) -> None:
+    spec = project.root / "deployments" / "fraud.toml"
+    spec.write_text(spec.read_text().replace("[drift]\n", "[drift]\ncooldown_minutes = 0\n"))
+
+
+def test_drift_triggers_exactly_one_retrain_and_bursts_run_one_at_a_time(
+    project: Project, prefect_server: str, served: subprocess.Popen[bytes]
+) -> None:
+    from prefect.events import emit_event
+
+    from flows.monitor import monitor
+    from flows.train import train
+
+    _cooldown_off(project)
+    for seed in (1, 2):
+        project.write_fraud_batch(f"batch-{seed}.parquet", generate(4000, seed))
+    first = train(model="fraud")
+    assert first.promoted
+    retrain_id = _deployment_id(prefect_server, "retrain", "fraud")
+    landing = project.fraud_data / "landing"
+    landing.mkdir()
+
+    # A clean batch: no drift event, no retrain.
+    generate(8000, 31).to_parquet(landing / "clean.parquet", index=False)
+    state = monitor(model="fraud", return_state=True)
+    assert state.result()[0].drifted == []
+    assert _events(prefect_server, state.state_details.flow_run_id, expected=1, timeout=3) == []
+
+    # A drifted batch: one event, one retrain run started by the trigger with the batch's fingerprint.
+    generate(8000, 32, drift=True).to_parquet(landing / "drifted.parquet", index=False)
+    state = monitor(model="fraud", return_state=True)
+    (outcome,) = state.result()
+    assert outcome.decision.retrain
+    (event,) = _events(prefect_server, state.state_details.flow_run_id, expected=1)
+    assert event["event"] == "driftline.drift.detected"
+    (run,) = _wait_runs(prefect_server, retrain_id, count=1, timeout=180)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["parameters"] == {"model": "fraud", "fingerprint": outcome.fingerprint, "reason": "drift"}
+    assert run["created_by"]["type"] == "AUTOMATION"
+    registry = open_registry()
+    decisions = [d for d in registry.decisions("fraud", limit=50) if d.flow_run_id == run["id"]]
+    assert [d.decision for d in decisions][0] in {"retrain_promoted", "retrain_rejected"}
+    gate = registry.gate_decisions("fraud", limit=1)[0]
+    assert gate.flow_run_id != run["id"]  # the gate ran in the train subflow of this retrain
+    assert set(gate.evidence["windows"]) == {"champion_holdout", "recent_window"}
+    champion = registry.champion("fraud")
+    assert champion is not None
+    if decisions[0].decision == "retrain_promoted":
+        lineage = registry.version("fraud", champion.version).lineage
+        assert lineage["drift_event"]["fingerprint"] == outcome.fingerprint
+        assert len(lineage["window"]) == 2 and lineage["reason"] == "drift"
+
+    # A burst of 20 drift events: 20 runs, never two trainings at once, every skip recorded with its reason.
+    for index in range(20):
+        emit_event(
+            event="driftline.drift.detected",
+            resource={"prefect.resource.id": "driftline.model.fraud", "prefect.resource.name": "fraud"},
+            payload={"fingerprint": outcome.fingerprint, "burst": index},
+        )
+    runs = _wait_runs(prefect_server, retrain_id, count=21, timeout=420)
+    assert len(runs) == 21 and all(r["state_type"] == "COMPLETED" for r in runs)
+    burst = {r["id"] for r in runs} - {run["id"]}
+    by_run: dict[str, list[Any]] = {}
+    for decision in registry.decisions("fraud", limit=500):
+        if decision.flow_run_id in burst:
+            by_run.setdefault(decision.flow_run_id, []).append(decision)
+    assert set(by_run) == burst  # every run left a decision
+    skipped = [d for ds in by_run.values() for d in ds if d.decision == "skipped_duplicate"]
+    assert skipped and all("is running" in d.reason for d in skipped)
+    trainings = sorted((min(d.at for d in ds), max(d.at for d in ds)) for ds in by_run.values() if len(ds) == 2)
+    assert trainings, "at least one burst run should have trained"
+    for (_, end), (next_start, _) in zip(trainings, trainings[1:], strict=False):
+        assert end <= next_start, "two retrains overlapped"
