@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -116,9 +117,11 @@ def test_drift_triggers_exactly_one_retrain_and_bursts_run_one_at_a_time(
     assert run["created_by"]["type"] == "AUTOMATION"
     registry = open_registry()
     decisions = [d for d in registry.decisions("fraud", limit=50) if d.flow_run_id == run["id"]]
-    assert [d.decision for d in decisions][0] in {"retrain_promoted", "retrain_rejected"}
+    assert [d.decision for d in decisions] in (
+        ["retrain_promoted", "retrain_started"],
+        ["retrain_rejected", "retrain_started"],
+    )
     gate = registry.gate_decisions("fraud", limit=1)[0]
-    assert gate.flow_run_id != run["id"]  # the gate ran in the train subflow of this retrain
     assert set(gate.evidence["windows"]) == {"champion_holdout", "recent_window"}
     champion = registry.champion("fraud")
     assert champion is not None
@@ -146,5 +149,5 @@ def test_drift_triggers_exactly_one_retrain_and_bursts_run_one_at_a_time(
     assert skipped and all("is running" in d.reason for d in skipped)
     trainings = sorted((min(d.at for d in ds), max(d.at for d in ds)) for ds in by_run.values() if len(ds) == 2)
     assert trainings, "at least one burst run should have trained"
-    for (_, end), (next_start, _) in zip(trainings, trainings[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(trainings):
         assert end <= next_start, "two retrains overlapped"
