@@ -1,16 +1,26 @@
 """``make demo``: the whole loop on synthetic fraud data, against the managed local Prefect server.
 
-Acts: (1) the first training promotes a champion; (2) a worse configuration is rejected by the gate;
-(3) a corrupt batch is quarantined byte-identical and the champion stays. The demo keeps its state in
-``.driftline/demo`` (made anew each run) so it tells the same story every time.
+Act one: the first training promotes a champion; a worse configuration is rejected by the gate; a corrupt batch
+is quarantined byte-identical and the champion stays. Act two: the retrain and monitor deployments are served,
+a clean batch lands (no drift, no retrain), a drifted batch lands, drift is detected, the drift event starts the
+retrain deployment and the gate decides.
+
+The demo is a project of its own in ``.driftline/demo`` (the specs and suites copied, its own data and state),
+made anew each run, so it tells the same story every time and never touches the project's own state.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from driftline.server import ServerInfo
 from driftline.settings import get_settings
@@ -23,31 +33,44 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def run(info: ServerInfo, rows: int = 4000) -> None:
+def _prepare(project: Path) -> Path:
+    """Make the demo project: specs and suites copied, state beside them; return it."""
     settings = get_settings()
-    home = (settings.project_dir / ".driftline" / "demo").resolve()
-    shutil.rmtree(home, ignore_errors=True)
-    os.environ["DRIFTLINE_HOME"] = str(home)
-    landing = home / "data" / "fraud"
+    demo = (project / ".driftline" / "demo").resolve()
+    shutil.rmtree(demo, ignore_errors=True)
+    shutil.copytree(settings.specs_dir, demo / "deployments", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(settings.suites_dir, demo / "expectations")
+    os.environ["DRIFTLINE_PROJECT_DIR"] = str(demo)
+    os.environ["DRIFTLINE_HOME"] = str(demo / ".driftline")
+    os.environ["DRIFTLINE_PREFECT_SERVER_HOME"] = str(settings.prefect_home)
+    return demo
+
+
+def run(info: ServerInfo, rows: int = 4000) -> None:
+    demo = _prepare(get_settings().project_dir)
+    state_dir = demo / ".driftline"
+    data = demo / "data" / "fraud"
+    landing = data / "landing"
 
     from driftline.examples.fraud import generate
 
     _say(f"Prefect UI: {info.ui_url}   (API {info.api_url})")
-    _say(f"demo state: {home}\n")
-    landing.mkdir(parents=True)
+    _say(f"demo project: {demo}\n")
+    data.mkdir(parents=True)
     for seed in (1, 2, 3):
-        generate(rows, seed, start=f"2026-01-0{seed}T00:00:00").to_parquet(landing / f"batch-{seed:04d}.parquet")
-    _say(f"generated 3 clean batches of {rows} rows in {landing}")
+        generate(rows, seed, start=f"2026-01-0{seed}T00:00:00").to_parquet(data / f"batch-{seed:04d}.parquet")
+    _say(f"generated 3 clean batches of {rows} rows in {data}")
 
     from driftline.registry import open_registry
+    from flows.monitor import monitor
     from flows.train import train
 
-    glob = str(landing / "*.parquet")
+    def link(state: Any) -> str:
+        return f"{info.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
 
     def act(title: str, **parameters: Any) -> Any:
         _say(f"\n== {title}")
-        state = train(model="fraud", data=glob, return_state=True, **parameters)
-        url = f"{info.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+        state = train(model="fraud", return_state=True, **parameters)
         if state.is_completed():
             outcome = state.result()
             verdict = f"PROMOTED {outcome.tag}" if outcome.promoted else "REJECTED"
@@ -58,7 +81,7 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
             for line in details:
                 if line.lstrip().startswith("- "):
                     _say(f"     {line.strip()}")
-        _say(f"   run: {url}")
+        _say(f"   run: {link(state)}")
         return state
 
     first = act("1. first training: no champion yet, the gate asks for roc_auc >= min_metric", reason="demo: first")
@@ -73,7 +96,7 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     if not second.is_completed() or second.result().promoted:
         raise SystemExit("demo: the weak challenger should have been rejected")
 
-    corrupt = landing / "batch-0004.parquet"
+    corrupt = data / "batch-0004.parquet"
     generate(rows, 4, corrupt=True, start="2026-01-04T00:00:00").to_parquet(corrupt)
     original = corrupt.read_bytes()
     third = act(
@@ -82,22 +105,106 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     )
     if third.is_completed():
         raise SystemExit("demo: the corrupt batch should have failed validation")
-    kept = next((home / "quarantine" / "fraud").glob("*/batch-0004.parquet"))
-    identical = kept.read_bytes() == original
-    _say(f"   quarantined: {kept} ({'byte-identical' if identical else 'DIFFERENT BYTES'})")
+    kept = next((state_dir / "quarantine" / "fraud").glob("*/batch-0004.parquet"))
+    if kept.read_bytes() != original:
+        raise SystemExit(f"demo: the quarantined batch {kept} is not byte-identical")
+    _say(f"   quarantined: {kept} (byte-identical)")
     _say(f"   evidence:    {kept.parent / 'validation.json'}")
 
     registry = open_registry()
     champion = registry.champion("fraud")
     assert champion is not None
+
+    _say("\n== 4. serving the deployments: retrain/fraud (nightly + drift trigger) and monitor/fraud")
+    server = _serve(demo, state_dir / "serve-flows.log")
+    try:
+        retrain_id = _deployment_id(info.api_url, "retrain", "fraud")
+        _say(f"   deployments registered; runner log: {state_dir / 'serve-flows.log'}")
+
+        landing.mkdir(parents=True)
+        generate(rows * 2, 5, start="2026-01-05T00:00:00").to_parquet(landing / "batch-0005.parquet")
+        _say("\n== 5. a clean batch lands; the monitor scores it against the champion's reference profile")
+        state = monitor(model="fraud", return_state=True)
+        (clean,) = state.result()
+        assert clean.decision is not None, f"demo: the clean batch was {clean.status}"
+        _say(f"   {clean.decision.decision}: {clean.decision.reason}")
+        _say(f"   report: {clean.report_path}\n   run: {link(state)}")
+
+        generate(rows * 2, 6, drift=True, start="2026-01-06T00:00:00").to_parquet(landing / "batch-0006.parquet")
+        _say("\n== 6. a drifted batch lands (bigger amounts, more online spending, another country mix)")
+        landed = time.monotonic()
+        state = monitor(model="fraud", return_state=True)
+        (drifted,) = state.result()
+        assert drifted.decision is not None, f"demo: the drifted batch was {drifted.status}"
+        _say(f"   drifted columns: {', '.join(drifted.drifted)}")
+        _say(f"   {drifted.decision.decision}: {drifted.decision.reason}; event driftline.drift.detected emitted")
+        _say(f"   report: {drifted.report_path}\n   run: {link(state)}")
+
+        _say("\n== 7. the drift event starts the retrain deployment; the gate decides")
+        run = _wait_for_run(info.api_url, retrain_id, timeout=300)
+        _say(
+            f"   retrain run {run['name']} started by the trigger {run['start_time'] and 'after'} "
+            f"{time.monotonic() - landed:.0f} s; parameters {run['parameters']}"
+        )
+        _say(f"   run: {info.ui_url}/runs/flow-run/{run['id']}")
+        for decision in reversed(registry.decisions("fraud", limit=3)):
+            if decision.flow_run_id == run["id"]:
+                _say(f"   {decision.decision}: {decision.reason}")
+    finally:
+        _stop(server)
+
+    champion = registry.champion("fraud")
+    assert champion is not None
     _say("\n== where things are")
-    _say(f"   champion:        fraud:{champion.version} (unchanged by acts 2 and 3)")
+    _say(f"   champion:        fraud:{champion.version}")
     _say(f"   ledger:          {len(registry.ledger('fraud'))} promotion(s) in {registry.safe_url}")
-    _say(f"   model store:     {Path(os.environ.get('BENTOML_HOME', home / 'bentoml'))}")
-    _say(f"   profiles:        {home / 'profiles' / 'fraud'}")
-    _say(f"   holdouts:        {home / 'holdouts' / 'fraud'}")
-    _say(f"   quarantine:      {home / 'quarantine' / 'fraud'}")
-    _say(f"   artifacts:       {info.ui_url}/artifacts (fraud-validation, fraud-metrics, fraud-gate, fraud-lineage)")
-    _say(f"   try:             DRIFTLINE_HOME={home} uv run driftline status fraud")
-    if not identical:
-        raise SystemExit("demo: the quarantined batch is not byte-identical")
+    _say(f"   model store:     {os.environ.get('BENTOML_HOME', state_dir / 'bentoml')}")
+    _say(f"   profiles:        {state_dir / 'profiles' / 'fraud'}")
+    _say(f"   drift reports:   {state_dir / 'reports' / 'fraud'}")
+    _say(f"   quarantine:      {state_dir / 'quarantine' / 'fraud'}")
+    _say(f"   artifacts:       {info.ui_url}/artifacts (fraud-validation, -metrics, -gate, -lineage, -drift)")
+    _say(f"   try:             DRIFTLINE_PROJECT_DIR={demo} uv run driftline status fraud")
+
+
+def _serve(demo: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "driftline.cli", "serve-flows", "fraud"],
+            cwd=demo,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _deployment_id(api: str, flow: str, name: str, timeout: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{api}/deployments/name/{flow}/{name}", timeout=10)
+        if response.status_code == 200:
+            return str(response.json()["id"])
+        time.sleep(1)
+    raise SystemExit(f"demo: deployment {flow}/{name} was not registered within {timeout:.0f} s")
+
+
+def _wait_for_run(api: str, deployment_id: str, timeout: float) -> dict[str, Any]:
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 5}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+        done = [r for r in runs if r["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}]
+        if done:
+            return dict(done[0])
+        time.sleep(1)
+    raise SystemExit(f"demo: no retrain run finished within {timeout:.0f} s")
