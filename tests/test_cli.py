@@ -99,3 +99,22 @@ def test_train_command_against_a_running_server(project: Project, prefect_server
     assert champion is not None
     status = runner.invoke(app, ["status", "breast_cancer"])
     assert f"champion {champion.version}" in status.output
+
+
+def test_drift_and_backtest_read_the_stored_batches(project: Project) -> None:
+    registry = open_registry()
+    column = {"column": "amount", "kind": "numeric", "method": "hellinger", "threshold": 0.06}
+    for index, drifted in enumerate([False, True, True, False, True]):
+        fingerprint = f"{index:064d}"
+        registry.claim_batch("fraud", fingerprint, f"batch-{index}.parquet")
+        drift = {"columns": [column | {"score": 0.2 if drifted else 0.01}], "drifted": ["amount"] if drifted else []}
+        registry.finish_batch(
+            "fraud", fingerprint, status="accepted", drift_detected=drifted, drift=drift, report_path=f"r{index}.html"
+        )
+    latest = runner.invoke(app, ["drift", "fraud"])
+    assert latest.exit_code == 0 and "batch-4.parquet" in latest.output and "r4.html" in latest.output
+    replay = runner.invoke(app, ["backtest", "fraud"])
+    assert replay.exit_code == 0, replay.output
+    # Defaults: 1 of 1 with a 60-minute cooldown; these batches arrive within a second, so only the first asks.
+    assert "5 batches replayed; the policy would have requested 1 retrain(s)" in replay.output
+    assert replay.output.count("skipped_cooldown") == 2

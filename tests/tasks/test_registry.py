@@ -238,3 +238,47 @@ def test_record_gate_decision_keeps_every_decision(project: Project) -> None:
     assert [record.accepted for record in records] == [True, False]  # newest first
     assert records[1].flow_run_id == "run-1"
     assert records[0].evidence == _decision().as_dict()
+
+
+def test_a_batch_is_claimed_once_and_a_stale_claim_can_be_taken_over(registry: Registry) -> None:
+    assert registry.claim_batch(MODEL, "f" * 64, "a.parquet")
+    assert not registry.claim_batch(MODEL, "f" * 64, "copy-of-a.parquet")  # in progress elsewhere
+    registry.finish_batch(MODEL, "f" * 64, status="accepted", drift_detected=True, drift={"drifted": ["x"]})
+    assert not registry.claim_batch(MODEL, "f" * 64, "a.parquet", stale_after_s=0)  # done: never again
+    record = registry.batch(MODEL, "f" * 64)
+    assert record is not None and record.status == "accepted" and record.drift == {"drifted": ["x"]}
+
+    assert registry.claim_batch(MODEL, "e" * 64, "b.parquet")
+    assert registry.claim_batch(MODEL, "e" * 64, "b.parquet", stale_after_s=0)  # a crashed run's claim
+    assert [b.fingerprint for b in registry.batches(MODEL, status="accepted")] == ["f" * 64]
+
+
+def test_a_lease_has_one_holder_until_released_or_expired(registry: Registry) -> None:
+    assert registry.acquire("retrain:fraud", "run-1", ttl_s=60) is not None
+    assert registry.acquire("retrain:fraud", "run-2", ttl_s=60) is None
+    registry.release("retrain:fraud", "run-2")  # not the holder: nothing happens
+    assert registry.lease("retrain:fraud").holder == "run-1"  # type: ignore[union-attr]
+    registry.release("retrain:fraud", "run-1")
+    assert registry.acquire("retrain:fraud", "run-2", ttl_s=0) is not None
+    taken = registry.acquire("retrain:fraud", "run-3", ttl_s=60)  # run-2's lease has expired
+    assert taken is not None and registry.lease("retrain:fraud").holder == "run-3"  # type: ignore[union-attr]
+
+
+def test_racing_lease_takers_get_one_lease(sqlite_url: str) -> None:
+    Registry(sqlite_url).close()
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def take(name: str) -> None:
+        registry = Registry(sqlite_url)
+        barrier.wait()
+        if registry.acquire("retrain:fraud", name, ttl_s=60) is not None:
+            winners.append(name)
+        registry.close()
+
+    threads = [threading.Thread(target=take, args=(f"run-{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
