@@ -6,7 +6,8 @@ Starts its own Prefect server (temp home, free port) and a ``driftline serve-flo
 example once, then:
 
 1. ``--runs`` times: a drifted batch lands and the monitor flow runs; measured is the time from the batch landing
-   to the retrain run triggered by the drift event being Running (and to it finishing). The runner polls every
+   to the retrain run triggered by the drift event being Running (and to it finishing). The bench's gate rejects
+   every retrain so the champion's reference stays fixed and every drifted batch drifts. The runner polls every
    ``--poll`` seconds (Prefect's default is 10 s; it bounds the pick-up delay).
 2. For each size in ``--sizes``: one batch of that many rows lands and the monitor flow processes it (read,
    validate, profile, score drift against the fixed reference, decide), timed end to end.
@@ -28,7 +29,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
+from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,8 +51,10 @@ def main() -> None:
     shutil.copytree(REPO / "deployments", project / "deployments", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     shutil.copytree(REPO / "expectations", project / "expectations")
     spec = project / "deployments" / "fraud.toml"
-    # Every drifted batch must trigger: no cooldown; the monitor interval is irrelevant (the bench runs it).
-    spec.write_text(spec.read_text().replace("[drift]\n", "[drift]\ncooldown_minutes = 0\n"))
+    # Every drifted batch must trigger: no cooldown, and a gate that keeps the champion, so the reference profile
+    # stays the clean one (a promoted retrain would learn the drift, and the next batch would not drift).
+    text = spec.read_text().replace("[drift]\n", "[drift]\ncooldown_minutes = 0\n")
+    spec.write_text(text.replace("min_improvement = 0.002", "min_improvement = 1.0"))
     os.environ.update(
         DRIFTLINE_PROJECT_DIR=str(project),
         DRIFTLINE_HOME=str(work / "state"),
@@ -85,11 +88,11 @@ def main() -> None:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deployment = _deployment_id(info.api_url)
+        deployment = deployment_id(info.api_url, "retrain", "fraud")
 
         to_running, to_done = [], []
         for run in range(args.runs):
-            seen = {r["id"] for r in _runs(info.api_url, deployment)}
+            seen = {r["id"] for r in flow_runs(info.api_url, deployment)}
             generate(8000, 100 + run, drift=True).to_parquet(landing / f"drifted-{run}.parquet")
             landed = time.time()
             monitor(model="fraud")
@@ -128,25 +131,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _deployment_id(api: str) -> str:
-    for _ in range(120):
-        response = httpx.get(f"{api}/deployments/name/retrain/fraud", timeout=10)
-        if response.status_code == 200:
-            return str(response.json()["id"])
-        time.sleep(1)
-    raise SystemExit("retrain/fraud was never registered; see serve.log")
-
-
-def _runs(api: str, deployment: str) -> list[dict]:  # type: ignore[type-arg]
-    body = {"flow_runs": {"deployment_id": {"any_": [deployment]}}, "limit": 200}
-    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json())
-
-
 def _wait_new_run(api: str, deployment: str, seen: set[str], timeout: float = 300) -> tuple[float, float]:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        fresh = [r for r in _runs(api, deployment) if r["id"] not in seen]
-        if fresh and fresh[0]["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+        fresh = [r for r in flow_runs(api, deployment) if r["id"] not in seen]
+        if fresh and fresh[0]["state_type"] in TERMINAL:
             run = fresh[0]
             return _ts(run["start_time"]), _ts(run["end_time"])
         time.sleep(0.5)

@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 from driftline.server import ServerInfo
 from driftline.settings import get_settings
 
@@ -118,7 +117,7 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     _say("\n== 4. serving the deployments: retrain/fraud (nightly + drift trigger) and monitor/fraud")
     server = _serve(demo, state_dir / "serve-flows.log")
     try:
-        retrain_id = _deployment_id(info.api_url, "retrain", "fraud")
+        retrain_id = deployment_id(info.api_url, "retrain", "fraud")
         _say(f"   deployments registered; runner log: {state_dir / 'serve-flows.log'}")
 
         landing.mkdir(parents=True)
@@ -188,22 +187,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _deployment_id(api: str, flow: str, name: str, timeout: float = 120.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{api}/deployments/name/{flow}/{name}", timeout=10)
-        if response.status_code == 200:
-            return str(response.json()["id"])
-        time.sleep(1)
-    raise SystemExit(f"demo: deployment {flow}/{name} was not registered within {timeout:.0f} s")
-
-
 def _wait_for_run(api: str, deployment_id: str, timeout: float) -> dict[str, Any]:
-    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 5}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
-        done = [r for r in runs if r["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}]
+        done = [r for r in flow_runs(api, deployment_id, limit=5) if r["state_type"] in TERMINAL]
         if done:
             return dict(done[0])
         time.sleep(1)

@@ -15,7 +15,7 @@ from driftline.registry import open_registry
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec
 from tasks.artifacts import artifact_key
-from tasks.data import load_batches, quarantine_batch
+from tasks.data import load_batches, reject_batch
 from tasks.drift import score_drift
 from tasks.monitoring import archive_batch, claim_batch, decide_retrain, find_new_batches
 from tasks.profiling import profile_batch
@@ -60,7 +60,7 @@ def monitor(model: str) -> list[BatchOutcome]:
             continue
         report = validate_batch(batch, spec)
         if not report.success:
-            kept_path = quarantine_batch(batch, report, spec)
+            kept_path, message = reject_batch(batch, report, spec)
             registry.finish_batch(
                 spec.name,
                 batch.fingerprint,
@@ -69,18 +69,7 @@ def monitor(model: str) -> list[BatchOutcome]:
                 rows=batch.rows,
                 flow_run_id=run_id,
             )
-            events.emit(
-                events.VALIDATION_FAILED,
-                spec.name,
-                {
-                    "batch": batch.origin,
-                    "fingerprint": batch.fingerprint,
-                    "quarantined": str(kept_path),
-                    "suite": report.suite,
-                    "failures": [outcome.describe() for outcome in report.failures],
-                },
-            )
-            failures.append(f"{report.summary()}\n  quarantined to {kept_path}")
+            failures.append(message)
             outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "quarantined"))
             continue
         profile = profile_batch(batch, spec, kind="batch")

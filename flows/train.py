@@ -16,7 +16,7 @@ from driftline.modeling import holdout_mask
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec
 from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publish_validation
-from tasks.data import combine_batches, load_batches, quarantine_batch
+from tasks.data import combine_batches, load_batches, reject_batch
 from tasks.evaluation import evaluate_champion, evaluate_model, evaluate_window
 from tasks.gate import decide_promotion
 from tasks.packaging import package_model
@@ -66,21 +66,7 @@ def train(
     publish_validation(spec.name, reports)
     failed = [(batch, report) for batch, report in zip(batches, reports, strict=True) if not report.success]
     if failed:
-        messages = []
-        for batch, report in failed:
-            kept = quarantine_batch(batch, report, spec)
-            events.emit(
-                events.VALIDATION_FAILED,
-                spec.name,
-                {
-                    "batch": batch.origin,
-                    "fingerprint": batch.fingerprint,
-                    "quarantined": str(kept),
-                    "suite": report.suite,
-                    "failures": [outcome.describe() for outcome in report.failures],
-                },
-            )
-            messages.append(f"{report.summary()}\n  quarantined to {kept}")
+        messages = [reject_batch(batch, report, spec)[1] for batch, report in failed]
         raise DataValidationError("\n".join(messages))
 
     batch = combine_batches(batches)

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data
+from driftline import data, events
 from driftline.data import Batch
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
@@ -30,3 +30,20 @@ def combine_batches(batches: list[Batch]) -> Batch:
 def quarantine_batch(batch: Batch, report: ValidationReport, spec: ModelSpec) -> Path:
     """Move a failed batch to quarantine byte-identical, with its validation result beside it."""
     return data.quarantine(batch, spec.name, get_settings().quarantine_dir, {"validation": report.as_dict()})
+
+
+def reject_batch(batch: Batch, report: ValidationReport, spec: ModelSpec) -> tuple[Path, str]:
+    """Quarantine a failed batch and emit ``driftline.validation.failed``; return where it is and what broke."""
+    kept = quarantine_batch(batch, report, spec)
+    events.emit(
+        events.VALIDATION_FAILED,
+        spec.name,
+        {
+            "batch": batch.origin,
+            "fingerprint": batch.fingerprint,
+            "quarantined": str(kept),
+            "suite": report.suite,
+            "failures": [outcome.describe() for outcome in report.failures],
+        },
+    )
+    return kept, f"{report.summary()}\n  quarantined to {kept}"

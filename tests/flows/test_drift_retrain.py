@@ -11,39 +11,22 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from driftline.examples.fraud import generate
+from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 from driftline.registry import open_registry
 from tests.conftest import Project
 from tests.flows.test_train import _events
 
 pytestmark = pytest.mark.integration
 
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
-
-def _deployment_id(api: str, flow: str, name: str, timeout: float = 120.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{api}/deployments/name/{flow}/{name}", timeout=10)
-        if response.status_code == 200:
-            return str(response.json()["id"])
-        time.sleep(1)
-    raise AssertionError(f"deployment {flow}/{name} was not registered in {timeout} s")
-
-
-def _runs(api: str, deployment_id: str) -> list[dict[str, Any]]:
-    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "limit": 200}
-    return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json())
-
-
-def _wait_runs(api: str, deployment_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
+def _wait_runs(api: str, deployment: str, count: int, timeout: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        runs = _runs(api, deployment_id)
+        runs = flow_runs(api, deployment)
         if len(runs) >= count and all(run["state_type"] in TERMINAL for run in runs):
             return runs
         time.sleep(2)
@@ -94,7 +77,7 @@ def test_drift_triggers_exactly_one_retrain_and_bursts_run_one_at_a_time(
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(4000, seed))
     first = train(model="fraud")
     assert first.promoted
-    retrain_id = _deployment_id(prefect_server, "retrain", "fraud")
+    retrain_id = deployment_id(prefect_server, "retrain", "fraud")
     landing = project.fraud_data / "landing"
     landing.mkdir()
 
