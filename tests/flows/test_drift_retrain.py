@@ -108,10 +108,15 @@ def test_drift_triggers_exactly_one_retrain_and_bursts_run_one_at_a_time(
     assert set(gate.evidence["windows"]) == {"champion_holdout", "recent_window"}
     champion = registry.champion("fraud")
     assert champion is not None
+    ledger = registry.ledger("fraud")
     if decisions[0].decision == "retrain_promoted":
+        assert len(ledger) == 2 and ledger[-1].reason == decisions[0].reason
+        assert ledger[-1].from_version == first.version and ledger[-1].to_version == champion.version
         lineage = registry.version("fraud", champion.version).lineage
         assert lineage["drift_event"]["fingerprint"] == outcome.fingerprint
         assert len(lineage["window"]) == 2 and lineage["reason"] == "drift"
+    else:
+        assert len(ledger) == 1 and champion.version == first.version
 
     # A burst of 20 drift events: 20 runs, never two trainings at once, every skip recorded with its reason.
     for index in range(20):
