@@ -129,6 +129,8 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
         _say(f"   {clean.decision.decision}: {clean.decision.reason}")
         _say(f"   report: {clean.report_path}\n   run: {link(state)}")
 
+        # The deployment outlives earlier demos on the same server: wait for a run this demo caused.
+        earlier = {r["id"] for r in flow_runs(info.api_url, retrain_id)}
         generate(rows * 2, 6, drift=True, start="2026-01-06T00:00:00").to_parquet(landing / "batch-0006.parquet")
         _say("\n== 6. a drifted batch lands (bigger amounts, more online spending, another country mix)")
         landed = time.monotonic()
@@ -140,11 +142,10 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
         _say(f"   report: {drifted.report_path}\n   run: {link(state)}")
 
         _say("\n== 7. the drift event starts the retrain deployment; the gate decides")
-        run = _wait_for_run(info.api_url, retrain_id, timeout=300)
-        _say(
-            f"   retrain run {run['name']} started by the trigger {run['start_time'] and 'after'} "
-            f"{time.monotonic() - landed:.0f} s; parameters {run['parameters']}"
-        )
+        run = _wait_for_run(info.api_url, retrain_id, earlier, timeout=300)
+        elapsed = time.monotonic() - landed
+        _say(f"   retrain run {run['name']} ({run['state_name']}) {elapsed:.0f} s after the drifted batch landed")
+        _say(f"   parameters from the event: {run['parameters']}")
         _say(f"   run: {info.ui_url}/runs/flow-run/{run['id']}")
         for decision in reversed(registry.decisions("fraud", limit=3)):
             if decision.flow_run_id == run["id"]:
@@ -187,10 +188,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _wait_for_run(api: str, deployment_id: str, timeout: float) -> dict[str, Any]:
+def _wait_for_run(api: str, deployment_id: str, earlier: set[str], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = [r for r in flow_runs(api, deployment_id, limit=5) if r["state_type"] in TERMINAL]
+        runs = flow_runs(api, deployment_id)
+        done = [r for r in runs if r["id"] not in earlier and r["state_type"] in TERMINAL]
         if done:
             return dict(done[0])
         time.sleep(1)
