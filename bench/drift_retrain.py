@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
+from driftline.deploy import spawn, stop
 from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,15 +77,7 @@ def main() -> None:
             generate(4000, seed).to_parquet(data / f"batch-{seed}.parquet")
         assert train(model="fraud").promoted
 
-        env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": str(args.poll)}
-        serving = subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", "serve-flows", "fraud", "--limit", "1"],
-            cwd=project,
-            env=env,
-            stdout=(work / "serve.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        serving = spawn(["fraud"], project, work / "serve.log", poll_seconds=args.poll, limit=1)
         deployment = deployment_id(info.api_url, "retrain", "fraud")
 
         to_running, to_done = [], []
@@ -122,11 +112,7 @@ def main() -> None:
             print(f"  {rows:>9,} rows  {seconds:7.2f} s   {per_million:6.2f} s per 1M rows   {seconds / base:5.1f}x")
     finally:
         if serving is not None:
-            os.killpg(serving.pid, signal.SIGINT)
-            try:
-                serving.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(serving.pid, signal.SIGKILL)
+            stop(serving)
         server.stop(work / "prefect")
         shutil.rmtree(work, ignore_errors=True)
 

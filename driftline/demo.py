@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from driftline.deploy import spawn, stop
 from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 from driftline.server import ServerInfo
 from driftline.settings import get_settings
@@ -115,7 +113,7 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     assert champion is not None
 
     _say("\n== 4. serving the deployments: retrain/fraud (nightly + drift trigger) and monitor/fraud")
-    server = _serve(demo, state_dir / "serve-flows.log")
+    server = spawn(["fraud"], demo, state_dir / "serve-flows.log", poll_seconds=2)
     try:
         retrain_id = deployment_id(info.api_url, "retrain", "fraud")
         _say(f"   deployments registered; runner log: {state_dir / 'serve-flows.log'}")
@@ -151,7 +149,7 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
             if decision.flow_run_id == run["id"]:
                 _say(f"   {decision.decision}: {decision.reason}")
     finally:
-        _stop(server)
+        stop(server)
 
     champion = registry.champion("fraud")
     assert champion is not None
@@ -164,28 +162,6 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     _say(f"   quarantine:      {state_dir / 'quarantine' / 'fraud'}")
     _say(f"   artifacts:       {info.ui_url}/artifacts (fraud-validation, -metrics, -gate, -lineage, -drift)")
     _say(f"   try:             DRIFTLINE_PROJECT_DIR={demo} uv run driftline status fraud")
-
-
-def _serve(demo: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", "serve-flows", "fraud"],
-            cwd=demo,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def _wait_for_run(api: str, deployment_id: str, earlier: set[str], timeout: float) -> dict[str, Any]:

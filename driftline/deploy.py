@@ -5,7 +5,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from driftline import events
@@ -75,3 +80,25 @@ def serve(models: list[str] | None = None, limit: int | None = None) -> None:
 
     specs = [load_spec(name) for name in (models or list_models())]
     prefect_serve(*build(specs), limit=limit)
+
+
+def spawn(
+    models: list[str], cwd: Path, log_path: Path, poll_seconds: float = 10.0, limit: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``driftline serve-flows MODELS`` in its own process group (for the demo, the bench and tests)."""
+    env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": f"{poll_seconds:g}"}
+    command = [sys.executable, "-m", "driftline.cli", "serve-flows", *models]
+    if limit is not None:
+        command += ["--limit", str(limit)]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Stop a spawned runner: Ctrl-C first (it finishes cleanly), then kill its process group."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from driftline.deploy import spawn, stop
 from driftline.examples.fraud import generate
 from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 from driftline.registry import open_registry
@@ -35,28 +33,14 @@ def _wait_runs(api: str, deployment: str, count: int, timeout: float) -> list[di
 
 
 @pytest.fixture
-def served(project: Project, prefect_server: str) -> Iterator[subprocess.Popen[bytes]]:
+def served(project: Project, prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[subprocess.Popen[bytes]]:
     """``driftline serve-flows fraud`` in its own process, polling every second; stopped after the test."""
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
-    log = (project.root / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", "serve-flows", "fraud", "--limit", "4"],
-        env=env,
-        cwd=project.root,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)  # the runner process inherits it
+    process = spawn(["fraud"], project.root, project.root / "serve.log", poll_seconds=1, limit=4)
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        stop(process)
 
 
 def _cooldown_off(project: Project) -> None:
