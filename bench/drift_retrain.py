@@ -113,6 +113,12 @@ def main() -> None:
     finally:
         if serving is not None:
             stop(serving)
+        # Deliver this process's queued logs and events while the server still answers.
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
         server.stop(work / "prefect")
         shutil.rmtree(work, ignore_errors=True)
 
