@@ -308,6 +308,38 @@ def backtest(model: Annotated[str, typer.Argument(help="model name")]) -> None:
 
 
 @app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="model name")],
+    version: Annotated[str | None, typer.Option(help="a version (default: the champion)")] = None,
+    port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1")] = 3000,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Serve MODEL's champion (or --version) over HTTP with BentoML, the training schema enforced on requests."""
+    import shutil
+    import sys
+
+    from driftline.registry import open_registry
+    from driftline.settings import get_settings, quiet_telemetry
+
+    try:
+        registry = open_registry()
+        if version is None:
+            champion = registry.champion(model)
+            if champion is None:
+                raise DriftlineError(f"{model}: no champion to serve (run `driftline train {model}`)")
+            version = champion.version
+        tag = registry.version(model, version).tag
+    except DriftlineError as error:
+        raise _fail(error) from None
+    quiet_telemetry()
+    os.environ["DRIFTLINE_SERVE_TAG"] = tag
+    os.environ.setdefault("BENTOML_HOME", str(get_settings().bentoml_home))
+    bentoml_cli = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
+    typer.echo(f"serving {tag} on http://{host}:{port} (POST /predict, /predict_one; GET /readyz)")
+    os.execv(bentoml_cli, [bentoml_cli, "serve", "driftline.service:ModelService", "--host", host, "--port", str(port)])
+
+
+@app.command()
 def demo() -> None:
     """Run the whole loop on the synthetic fraud data: promote, reject a worse challenger, quarantine a bad batch."""
     from driftline.demo import run
