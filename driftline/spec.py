@@ -183,6 +183,15 @@ class Retrain(_Strict):
     lease_minutes: float = Field(default=120.0, gt=0.0, description="a crashed retrain's lease expires after this")
 
 
+class Serving(_Strict):
+    """The servability check before promotion, and the service's limits."""
+
+    check: bool = Field(default=True, description="serve the packaged version and compare it before promoting")
+    check_rows: int = Field(default=200, ge=1, description="holdout rows sent to the packaged service")
+    latency_budget_ms: float = Field(default=250.0, gt=0.0, description="p95 of single-row requests must stay under")
+    tolerance: float = Field(default=1e-6, ge=0.0, description="largest allowed gap to in-process predictions")
+
+
 class Schedule(_Strict):
     retrain_cron: str | None = None
     monitor_interval_minutes: int | None = Field(default=None, gt=0)
@@ -208,6 +217,7 @@ class ModelSpec(_Strict):
     drift: Drift = Field(default_factory=Drift)
     monitor: Monitor = Field(default_factory=Monitor)
     retrain: Retrain = Field(default_factory=Retrain)
+    serving: Serving = Field(default_factory=Serving)
     schedule: Schedule = Field(default_factory=Schedule)
 
     # Not part of the file: where the spec came from, so paths resolve and errors can name it.

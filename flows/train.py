@@ -1,8 +1,8 @@
-"""The training loop: load → validate → profile → train → evaluate → gate → package → promote."""
+"""The training loop: load → validate → profile → train → evaluate → gate → package → servability → promote."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -19,7 +19,7 @@ from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publ
 from tasks.data import combine_batches, load_batches, reject_batch
 from tasks.evaluation import evaluate_champion, evaluate_model, evaluate_window
 from tasks.gate import decide_promotion
-from tasks.packaging import package_model
+from tasks.packaging import check_servability, package_model
 from tasks.profiling import profile_batch
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
 from tasks.training import fit_model, read_holdout, split_holdout, store_holdout
@@ -129,6 +129,17 @@ def train(
     lineage = lineage.model_copy(update={"version": version, "tag": tag})
     register_version(lineage)
     publish_lineage(lineage)
+
+    if spec.serving.check:
+        servable = check_servability(tag, fitted, split.holdout, spec)
+        if not servable.ok:
+            decision = replace(decision, accepted=False, reason=f"servability check failed: {servable.reason}")
+            record_gate_decision(spec.name, decision, run_id)
+            logger.warning("%s: %s not promoted: %s", spec.name, tag, decision.reason)
+            events.emit(events.MODEL_REJECTED, spec.name, {"reason": decision.reason, "tag": tag})
+            previous = champion.version if champion else None
+            return TrainOutcome(spec.name, False, decision, version, tag, previous)
+        decision = replace(decision, windows={**decision.windows, "servability": servable.as_dict()})
 
     entry = promote_version(spec.name, version, champion, decision, run_id)
     logger.info("%s: promoted %s (was %s): %s", spec.name, tag, entry.from_version or "none", decision.reason)

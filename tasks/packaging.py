@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import store
+from driftline import servability, store
 from driftline.lineage import Lineage
+from driftline.servability import ServabilityReport
+from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from tasks.training import FittedModel
 
@@ -26,3 +29,9 @@ def package_model(fitted: FittedModel, spec: ModelSpec, lineage: Lineage) -> str
         lineage=lineage.as_dict(),
         schema=fitted.schema.as_dict(),
     )
+
+
+@task(name="check-servability", cache_policy=NO_CACHE)
+def check_servability(tag: str, fitted: FittedModel, holdout: pd.DataFrame, spec: ModelSpec) -> ServabilityReport:
+    """Serve the packaged version on a free loopback port; it must answer holdout rows like the model in process."""
+    return servability.check(tag, fitted.model, holdout, spec, get_settings().state_dir / "logs")

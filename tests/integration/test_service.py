@@ -129,3 +129,36 @@ def test_bad_requests_are_400s_naming_the_field_and_the_process_stays_up(served:
     assert httpx.get(f"{served.url}/readyz", timeout=5).status_code == 200
     good = httpx.post(f"{served.url}/predict", json={"rows": [row]}, timeout=30)
     assert good.status_code == 200, good.text
+
+
+def test_servability_check_blocks_a_broken_package_and_the_champion_stays(
+    project: Project, prefect_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftline.registry import open_registry
+    from flows.train import train
+
+    for seed in (1, 2):
+        project.write_fraud_batch(f"batch-{seed}.parquet", generate(2000, seed))
+    first = train(model="fraud")
+    assert first.promoted
+    assert first.decision.windows["servability"]["p95_ms"] > 0
+
+    # A package whose schema no longer matches the data: it knows only one country.
+    real_save = store.save
+
+    def broken_save(*args: Any, **kwargs: Any) -> str:
+        schema = kwargs["schema"]
+        for column in schema["columns"]:
+            if column["name"] == "country":
+                column["categories"] = ["US"]
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(store, "save", broken_save)
+    second = train(model="fraud", overrides={"gate.min_improvement": 0.0, "gate.min_metric": 0.5})
+    assert not second.promoted
+    assert second.decision.reason.startswith("servability check failed: the service refused holdout rows (400)")
+    assert "rows[" in second.decision.reason and ".country: unknown category" in second.decision.reason
+    registry = open_registry()
+    assert registry.champion("fraud").version == first.version  # type: ignore[union-attr]
+    assert len(registry.ledger("fraud")) == 1
+    assert registry.gate_decisions("fraud", limit=1)[0].reason == second.decision.reason
