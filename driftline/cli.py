@@ -340,6 +340,32 @@ def serve(
 
 
 @app.command()
+def build(
+    model: Annotated[str, typer.Argument(help="model name")],
+    version: Annotated[str | None, typer.Option(help="a version (default: the champion)")] = None,
+) -> None:
+    """Build a Bento for MODEL's champion (or --version): the service, the model and pinned requirements."""
+    from driftline.bento import build as build_bento
+    from driftline.registry import open_registry
+    from driftline.settings import get_settings
+
+    try:
+        registry = open_registry()
+        if version is None:
+            champion = registry.champion(model)
+            if champion is None:
+                raise DriftlineError(f"{model}: no champion to build (run `driftline train {model}`)")
+            version = champion.version
+        tag = registry.version(model, version).tag
+        bento = build_bento(tag, get_settings().project_dir)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    typer.echo(
+        f"built Bento {bento} for {tag}\n  run it: bentoml serve {bento}\n  image:  bentoml containerize {bento}"
+    )
+
+
+@app.command()
 def demo() -> None:
     """Run the whole loop on the synthetic fraud data: promote, reject a worse challenger, quarantine a bad batch."""
     from driftline.demo import run

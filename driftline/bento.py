@@ -1,0 +1,55 @@
+"""Build a Bento (BentoML's deployable archive) for one model version: the service, the model, pinned requirements.
+
+The service is ``driftline.service:ModelService``; the Bento carries the driftline package's source, the model
+version, ``DRIFTLINE_SERVE_TAG`` naming it, and the exact dependency set from ``uv.lock`` (``uv export``).
+``bentoml containerize`` turns it into an image where a Docker daemon is available.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import driftline
+from driftline import libs
+from driftline.errors import StoreError
+
+
+def pinned_requirements(project_dir: Path) -> list[str]:
+    """The project's locked runtime dependencies (no dev group, no hashes), one ``name==version`` per entry."""
+    uv = shutil.which("uv")
+    if uv is None or not (project_dir / "uv.lock").is_file():
+        raise StoreError(f"{project_dir}: building a Bento needs uv and the project's uv.lock to pin requirements")
+    result = subprocess.run(
+        [uv, "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "--no-header"],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StoreError(f"{project_dir}: `uv export` failed: {result.stderr.strip()[:500]}")
+    lines = (line.split(" #")[0].strip() for line in result.stdout.splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "-", "."))]
+
+
+def build(tag: str, project_dir: Path) -> str:
+    """Build a Bento serving model ``tag``; return the Bento's tag."""
+    bentoml = libs.bentoml()
+    source_root = Path(driftline.__file__).resolve().parent.parent
+    from bentoml._internal.bento.build_config import BentoEnvSchema
+
+    requirements = pinned_requirements(project_dir)
+    bento = bentoml.bentos.build(
+        "driftline.service:ModelService",
+        name=f"{tag.split(':', 1)[0].replace('_', '-')}-service",
+        labels={"driftline.model": tag.split(":", 1)[0], "driftline.model-tag": tag.replace(":", "-")},
+        description=f"driftline service for {tag}",
+        include=["driftline/**/*.py"],
+        envs=[BentoEnvSchema(name="DRIFTLINE_SERVE_TAG", value=tag)],
+        python={"packages": requirements},
+        models=[tag],
+        build_ctx=str(source_root),
+    )
+    return str(bento.tag)

@@ -1,0 +1,36 @@
+"""`bentoml build` of a model version: the service, the model, DRIFTLINE_SERVE_TAG and pinned requirements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftline import libs, store
+from driftline.bento import build
+from driftline.examples.fraud import generate
+from driftline.modeling import fit, training_schema
+from driftline.spec import load_spec
+from tests.conftest import REPO, Project
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_bento_carries_the_service_the_model_and_pinned_requirements(project: Project) -> None:
+    spec = load_spec("fraud", {"estimator.params": {"n_estimators": 5}})
+    frame = generate(500, 3)
+    model = fit(frame, spec)
+    tag = store.save(
+        "fraud", model, classifier=True, labels={}, lineage={}, schema=training_schema(frame, spec).as_dict()
+    )
+    bento_tag = build(tag, REPO)
+
+    bentoml = libs.bentoml()
+    bento = bentoml.bentos.get(bento_tag)
+    assert [str(m.tag) for m in bento.info.all_models] == [tag]
+    assert {env.name: env.value for env in bento.info.envs} == {"DRIFTLINE_SERVE_TAG": tag}
+    source = Path(bento.path) / "src" / "driftline"
+    assert (source / "service.py").is_file() and (source / "requests.py").is_file()
+    requirements = (Path(bento.path) / "env" / "python" / "requirements.txt").read_text()
+    assert "prefect==3.8.8" in requirements and "bentoml==" in requirements
+    assert "pytest" not in requirements  # the dev group stays out
