@@ -46,6 +46,19 @@ def _connect() -> ServerInfo:
     return info
 
 
+def _version_tag(model: str, version: str | None) -> str:
+    """The BentoML tag of a model's version, or of its champion when no version is given."""
+    from driftline.registry import open_registry
+
+    registry = open_registry()
+    if version is None:
+        champion = registry.champion(model)
+        if champion is None:
+            raise DriftlineError(f"{model}: no champion yet (run `driftline train {model}`)")
+        version = champion.version
+    return registry.version(model, version).tag
+
+
 @app.command()
 def train(
     model: Annotated[str, typer.Argument(help="model name: deployments/<model>.toml")],
@@ -318,17 +331,10 @@ def serve(
     import shutil
     import sys
 
-    from driftline.registry import open_registry
     from driftline.settings import get_settings, quiet_telemetry
 
     try:
-        registry = open_registry()
-        if version is None:
-            champion = registry.champion(model)
-            if champion is None:
-                raise DriftlineError(f"{model}: no champion to serve (run `driftline train {model}`)")
-            version = champion.version
-        tag = registry.version(model, version).tag
+        tag = _version_tag(model, version)
     except DriftlineError as error:
         raise _fail(error) from None
     quiet_telemetry()
@@ -346,17 +352,10 @@ def build(
 ) -> None:
     """Build a Bento for MODEL's champion (or --version): the service, the model and pinned requirements."""
     from driftline.bento import build as build_bento
-    from driftline.registry import open_registry
     from driftline.settings import get_settings
 
     try:
-        registry = open_registry()
-        if version is None:
-            champion = registry.champion(model)
-            if champion is None:
-                raise DriftlineError(f"{model}: no champion to build (run `driftline train {model}`)")
-            version = champion.version
-        tag = registry.version(model, version).tag
+        tag = _version_tag(model, version)
         bento = build_bento(tag, get_settings().project_dir)
     except DriftlineError as error:
         raise _fail(error) from None

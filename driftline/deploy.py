@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline import events
+from driftline.processes import stop_group
 from driftline.spec import ModelSpec, list_models, load_spec
 
 
@@ -96,9 +97,4 @@ def spawn(
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """Stop a spawned runner: Ctrl-C first (it finishes cleanly), then kill its process group."""
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    stop_group(process, signal.SIGINT, timeout)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from driftline.processes import stop_group
 from driftline.server import free_port
 from driftline.spec import ModelSpec
 
@@ -74,12 +74,7 @@ def check(tag: str, model: Any, rows: pd.DataFrame, spec: ModelSpec, log_dir: Pa
     try:
         return _probe(url, process, model, features, spec, log_path)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
 
 
 def _probe(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from driftline import store
 from driftline.examples.fraud import generate
+from driftline.processes import stop_group
 from driftline.server import free_port
 from tests.conftest import Project
 
@@ -73,12 +73,7 @@ def served(project: Project, prefect_server: str) -> Iterator[Served]:
             raise AssertionError("bentoml serve did not become ready in 120 s")
         yield Served(url, outcome.tag, generate(50, 99))
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
         log.close()
 
 
