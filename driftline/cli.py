@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -46,6 +46,15 @@ def _connect() -> ServerInfo:
     return info
 
 
+def _completed_run_url(model: str, state: Any, info: ServerInfo) -> str:
+    """The run's UI link; exit 1 with the run's own message if it did not complete."""
+    run_url = f"{info.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+    if not state.is_completed():
+        typer.echo(f"{model}: run {state.name}: {state.message}\n  run: {run_url}", err=True)
+        raise typer.Exit(code=1)
+    return run_url
+
+
 def _version_tag(model: str, version: str | None) -> str:
     """The BentoML tag of a model's version, or of its champion when no version is given."""
     from driftline.registry import open_registry
@@ -81,10 +90,7 @@ def train(
         state = train_flow(model=model, data=data, overrides=overrides or None, reason=reason, return_state=True)
     except DriftlineError as error:
         raise _fail(error) from None
-    run_url = f"{info.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
-    if not state.is_completed():
-        typer.echo(f"{model}: run {state.name}: {state.message}\n  run: {run_url}", err=True)
-        raise typer.Exit(code=1)
+    run_url = _completed_run_url(model, state, info)
     outcome = state.result()
     verdict = f"promoted {outcome.tag}" if outcome.promoted else "challenger rejected"
     typer.echo(f"{model}: {verdict}: {outcome.decision.reason}\n  run: {run_url}")
@@ -248,10 +254,7 @@ def monitor(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         state = monitor_flow(model=model, return_state=True)
     except DriftlineError as error:
         raise _fail(error) from None
-    run_url = f"{info.ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
-    if not state.is_completed():
-        typer.echo(f"{model}: run {state.name}: {state.message}\n  run: {run_url}", err=True)
-        raise typer.Exit(code=1)
+    run_url = _completed_run_url(model, state, info)
     outcomes = state.result()
     if not outcomes:
         typer.echo(f"{model}: no new batches\n  run: {run_url}")
