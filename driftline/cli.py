@@ -267,14 +267,14 @@ def monitor(model: Annotated[str, typer.Argument(help="model name")]) -> None:
 
 @app.command()
 def drift(model: Annotated[str, typer.Argument(help="model name")]) -> None:
-    """Show the drift scores of MODEL's latest monitored batch, with the report path."""
+    """Show the drift scores of MODEL's latest monitored batch or traffic window, with the report path."""
     from rich.console import Console
     from rich.table import Table
 
     from driftline.registry import open_registry
 
     try:
-        scored = [b for b in open_registry().batches(model, status="accepted") if b.drift]
+        scored = [b for b in open_registry().batches(model, status=("accepted", "window")) if b.drift]
     except DriftlineError as error:
         raise _fail(error) from None
     if not scored:
@@ -282,7 +282,8 @@ def drift(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         return
     latest = scored[0]
     assert latest.drift is not None
-    table = Table(title=f"{model}: {latest.origin} vs champion {latest.champion_version}", title_justify="left")
+    what = latest.origin if latest.status == "accepted" else f"traffic {latest.fingerprint}"
+    table = Table(title=f"{model}: {what} vs version {latest.champion_version}", title_justify="left")
     for column in ("column", "kind", "score", "threshold", "drifted"):
         table.add_column(column)
     for column in sorted(latest.drift["columns"], key=lambda c: -(c["score"] or 0.0)):
@@ -298,14 +299,15 @@ def drift(model: Annotated[str, typer.Argument(help="model name")]) -> None:
 
 @app.command()
 def backtest(model: Annotated[str, typer.Argument(help="model name")]) -> None:
-    """Replay the retrain policy (N of M, cooldown) over MODEL's stored batch drift results, oldest first."""
+    """Replay the retrain policy (N of M, cooldown) over MODEL's stored drift results, oldest first."""
     from driftline import policy
     from driftline.registry import open_registry
     from driftline.spec import load_spec
 
     try:
         spec = load_spec(model)
-        history = list(reversed([b for b in open_registry().batches(model, status="accepted") if b.processed_at]))
+        scored = open_registry().batches(model, status=("accepted", "window"))
+        history = list(reversed([b for b in scored if b.processed_at]))
     except DriftlineError as error:
         raise _fail(error) from None
     flags: list[bool] = []
@@ -319,8 +321,12 @@ def backtest(model: Annotated[str, typer.Argument(help="model name")]) -> None:
             last_request = record.processed_at
             requests += 1
         when = f"{record.processed_at:%Y-%m-%d %H:%M:%S}"
-        typer.echo(f"{when}  {record.fingerprint[:12]}  {decision.decision:<20} {decision.reason}")
-    typer.echo(f"{model}: {len(history)} batches replayed; the policy would have requested {requests} retrain(s)")
+        label = record.fingerprint[:12] if record.status == "accepted" else record.fingerprint
+        typer.echo(f"{when}  {label}  {decision.decision:<20} {decision.reason}")
+    typer.echo(
+        f"{model}: {len(history)} batches and traffic windows replayed; "
+        f"the policy would have requested {requests} retrain(s)"
+    )
 
 
 @app.command()
@@ -334,17 +340,30 @@ def serve(
     import shutil
     import sys
 
+    from driftline.serving import config_for, resolve_token
     from driftline.settings import get_settings, quiet_telemetry
+    from driftline.spec import load_spec
 
     try:
         tag = _version_tag(model, version)
+        config = config_for(load_spec(model), tag)
+        auth = resolve_token(config) is not None  # fail here, not in every worker, if the token is missing
     except DriftlineError as error:
         raise _fail(error) from None
     quiet_telemetry()
-    os.environ["DRIFTLINE_SERVE_TAG"] = tag
+    os.environ.update(config.to_env())
     os.environ.setdefault("BENTOML_HOME", str(get_settings().bentoml_home))
     bentoml_cli = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
-    typer.echo(f"serving {tag} on http://{host}:{port} (POST /predict, /predict_one; GET /readyz)")
+    profiling = (
+        f"traffic profiled in {config.window_seconds / 60:g}-minute windows into {config.profile_store}"
+        if config.profile_store
+        else "traffic profiling off"
+    )
+    typer.echo(
+        f"serving {tag} on http://{host}:{port}\n"
+        f"  POST /predict, /predict_one{' (bearer token required)' if auth else ''}; GET /health, /readyz\n"
+        f"  {profiling}"
+    )
     os.execv(bentoml_cli, [bentoml_cli, "serve", "driftline.service:ModelService", "--host", host, "--port", str(port)])
 
 
@@ -355,11 +374,13 @@ def build(
 ) -> None:
     """Build a Bento for MODEL's champion (or --version): the service, the model and pinned requirements."""
     from driftline.bento import build as build_bento
+    from driftline.serving import config_for
     from driftline.settings import get_settings
+    from driftline.spec import load_spec
 
     try:
         tag = _version_tag(model, version)
-        bento = build_bento(tag, get_settings().project_dir)
+        bento = build_bento(config_for(load_spec(model), tag), get_settings().project_dir)
     except DriftlineError as error:
         raise _fail(error) from None
     typer.echo(

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from driftline import libs
+from driftline import libs, profiles
 from driftline.spec import ModelSpec
 
 MISSING = "(missing)"
@@ -135,16 +135,8 @@ def score(
         if target is not None and ref is not None:
             value = score_numeric(target, ref) if kind == "numeric" else score_categorical(target, ref)
         results.append(ColumnDrift(column, kind, spec.drift.method, value, threshold))
-    rows = _rows(target_view)
+    rows = profiles.view_rows(target_view)
     return DriftReport(spec.name, version, batch, reference, rows, tuple(results))
-
-
-def _rows(view: Any) -> int:
-    for column in view.get_columns().values():
-        counts = column.get_metric("counts")
-        if counts is not None:
-            return int(counts.n.value)
-    return 0
 
 
 def render_html(report: DriftReport, target_view: Any, reference_view: Any) -> str:

@@ -41,6 +41,15 @@ def profile_view(frame: pd.DataFrame) -> Any:
     return why.log(pandas=prepare(frame)).view()
 
 
+def view_rows(view: Any) -> int:
+    """How many rows a profile view has seen."""
+    for column in view.get_columns().values():
+        counts = column.get_metric("counts")
+        if counts is not None:
+            return int(counts.n.value)
+    return 0
+
+
 def profile_path(store: str, model: str, kind: str, name: str) -> str:
     """Where a profile lives in the store: ``<store>/<model>/<kind>/<name>.bin`` (kind: reference, batch, window)."""
     return f"{store.rstrip('/')}/{model}/{kind}/{name}.bin"

@@ -68,7 +68,8 @@ batches = sa.Table(
     sa.Column("model", sa.String(200), primary_key=True),
     sa.Column("fingerprint", sa.String(64), primary_key=True),
     sa.Column("origin", sa.Text, nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # processing, accepted, quarantined
+    # processing, accepted, quarantined; or window: a live-traffic window's profile (fingerprint window:<v>:<start>)
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("stored_path", sa.Text),
     sa.Column("rows", sa.Integer),
     sa.Column("champion_version", sa.String(200)),
@@ -410,11 +411,13 @@ class Registry:
             row = connection.execute(query).first()
         return _batch(row) if row else None
 
-    def batches(self, model: str, status: str | None = None, limit: int | None = None) -> list[BatchRecord]:
-        """Batches of a model, newest first."""
+    def batches(
+        self, model: str, status: str | tuple[str, ...] | None = None, limit: int | None = None
+    ) -> list[BatchRecord]:
+        """Batches (and scored traffic windows) of a model, newest first."""
         query = sa.select(batches).where(batches.c.model == model)
         if status is not None:
-            query = query.where(batches.c.status == status)
+            query = query.where(batches.c.status.in_((status,) if isinstance(status, str) else status))
         query = query.order_by(batches.c.processed_at.desc(), batches.c.claimed_at.desc())
         if limit is not None:
             query = query.limit(limit)

@@ -1,66 +1,68 @@
-"""Check prediction requests against a model's training schema: a bad row is a 4xx naming the field and the rule.
+"""The request model of a served version, generated from its training schema: column names, types, categories.
 
-Plain Python (no BentoML, no Prefect), so the service, its tests and any client share one set of rules.
+A numeric field takes a JSON number (not a string, not a boolean, not NaN or infinity); a categorical field takes
+one of the categories seen in training; a field may be null only if the column had missing values in training;
+fields the model does not use are ignored. BentoML validates every request against this model before the model
+runs, so a bad row is a 400 whose ``detail`` names the field (``loc``: ``["rows", 3, "amount"]``) and the rule
+(``msg``) — never a 500. The model also documents the endpoints in the service's OpenAPI page.
+
+Plain pydantic and pandas (no BentoML, no Prefect), so the service, its tests and any client share one set of rules.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import re
+from typing import Annotated, Any, Literal
 
 import pandas as pd
-
-from driftline.errors import DataError
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 MAX_ROWS = 10_000
 
-
-class RequestError(DataError):
-    """A prediction request breaks the training schema; the message names the row, the field and the rule."""
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+def _categories(column: dict[str, Any]) -> tuple[Any, ...]:
+    """The allowed values in their JSON form: the schema keeps them as text, the column's dtype says what they were."""
+    dtype, values = str(column["dtype"]), column["categories"]
+    if dtype.startswith(("int", "uint", "Int", "UInt")):
+        return tuple(int(v) for v in values)
+    if dtype.startswith(("float", "Float")):
+        return tuple(float(v) for v in values)
+    if dtype in ("bool", "boolean"):
+        return tuple(v == "True" for v in values)
+    return tuple(values)
 
 
-def to_frame(rows: list[dict[str, Any]], schema: dict[str, Any], max_rows: int = MAX_ROWS) -> pd.DataFrame:
-    """Validate rows against the schema (``TrainingSchema.as_dict()``) and return them as the model's input frame.
+def row_model(schema: dict[str, Any], name: str = "Row") -> type[BaseModel]:
+    """The pydantic model of one input row for a training schema (``TrainingSchema.as_dict()``)."""
+    fields: dict[str, Any] = {}
+    for column in schema["columns"]:
+        if column["kind"] == "numeric":
+            kind: Any = Number
+        else:
+            kind = Literal[_categories(column)]
+        if column["nullable"]:
+            kind = kind | None
+        fields[column["name"]] = (kind, Field(..., description=f"{column['kind']} ({column['dtype']} in training)"))
+    identifier = re.sub(r"\W", "_", name) or "Row"
+    model: type[BaseModel] = create_model(identifier, __config__=ConfigDict(extra="ignore", frozen=True), **fields)
+    return model
 
-    Fields the model does not use are ignored. Every broken rule is reported, up to ten, in one error.
-    """
-    if not isinstance(rows, list) or not rows:
-        raise RequestError("rows: must be a non-empty list of objects")
-    if len(rows) > max_rows:
-        raise RequestError(f"rows: at most {max_rows} rows per request (got {len(rows)})")
-    problems: list[str] = []
-    columns = schema["columns"]
-    allowed = {c["name"]: set(c["categories"]) for c in columns if c["kind"] == "categorical"}
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            problems.append(f"rows[{index}]: must be an object of field: value (got {type(row).__name__})")
-            continue
-        for column in columns:
-            name = column["name"]
-            where = f"rows[{index}].{name}"
-            if name not in row:
-                problems.append(f"{where}: required field is missing")
-                continue
-            value = row[name]
-            if _missing(value):
-                if not column["nullable"]:
-                    problems.append(f"{where}: must not be null or NaN (the model was trained without missing values)")
-                continue
-            if column["kind"] == "numeric":
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    problems.append(f"{where}: must be a number (got {type(value).__name__} {value!r})")
-                elif math.isinf(value):
-                    problems.append(f"{where}: must be finite (got {value!r})")
-            elif str(value) not in allowed[name]:
-                known = ", ".join(sorted(allowed[name])[:20])
-                problems.append(f"{where}: unknown category {value!r} (known: {known})")
-        if len(problems) >= 10:
-            break
-    if problems:
-        more = " (first 10 shown)" if len(problems) >= 10 else ""
-        raise RequestError("invalid request" + more + ":\n" + "\n".join(problems[:10]))
-    return pd.DataFrame([{c["name"]: row.get(c["name"]) for c in columns} for row in rows])
+
+def to_frame(rows: list[BaseModel], schema: dict[str, Any]) -> pd.DataFrame:
+    """Validated rows as the model's input frame, columns in training order."""
+    columns = [c["name"] for c in schema["columns"]]
+    return pd.DataFrame([row.model_dump() for row in rows], columns=columns)
+
+
+def describe_errors(detail: list[dict[str, Any]], limit: int = 10) -> str:
+    """A validation error list (pydantic's, as the service returns it) as ``rows[3].amount: rule`` lines."""
+    lines = []
+    for error in detail[:limit]:
+        where = ""
+        for part in error.get("loc", []):
+            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+        lines.append(f"{where}: {error.get('msg', error)}")
+    more = f"\n(and {len(detail) - limit} more)" if len(detail) > limit else ""
+    return "\n".join(lines) + more

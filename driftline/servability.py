@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from driftline.processes import stop_group
+from driftline.requests import describe_errors
 from driftline.server import free_port
+from driftline.serving import ServeConfig
 from driftline.spec import ModelSpec
 
 
@@ -61,7 +63,8 @@ def check(tag: str, model: Any, rows: pd.DataFrame, spec: ModelSpec, log_dir: Pa
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"servability-{tag.replace(':', '-')}.log"
     bentoml_cli = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
-    env = {**os.environ, "DRIFTLINE_SERVE_TAG": tag}
+    # Profiling off: holdout rows are not live traffic. Auth off: the check talks to its own loopback process.
+    env = {**os.environ, **ServeConfig(tag=tag).to_env()}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [bentoml_cli, "serve", "driftline.service:ModelService", "--host", "127.0.0.1", "--port", str(port)],
@@ -100,9 +103,7 @@ def _probe(
         records = _records(features)
         response = client.post(f"{url}/predict", json={"rows": records})
         if response.status_code != 200:
-            return ServabilityReport(
-                False, f"the service refused holdout rows ({response.status_code}): {response.text[:500]}", rows
-            )
+            return ServabilityReport(False, f"the service refused holdout rows {_refusal(response)}", rows)
         body = response.json()
         expected = model.predict(features)
         served = np.asarray(body["predictions"], dtype=object)
@@ -138,3 +139,14 @@ def _probe(
     return ServabilityReport(
         True, f"{rows} holdout rows answered identically; single-row p50 {p50:.1f} ms, p95 {p95:.1f} ms", rows, p50, p95
     )
+
+
+def _refusal(response: httpx.Response) -> str:
+    """``(400): rows[0].country: Input should be 'US'`` from the service's validation error, or the raw body."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, list):
+        return f"({response.status_code}): {describe_errors(detail, limit=5)}"
+    return f"({response.status_code}): {response.text[:500]}"

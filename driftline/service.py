@@ -1,41 +1,45 @@
 """The BentoML service for a model version: ``bentoml serve driftline.service:ModelService``.
 
-It loads the version named by ``DRIFTLINE_SERVE_TAG`` (``name:version``), or the champion of
-``DRIFTLINE_SERVE_MODEL`` from the registry, and checks every request against the version's training schema: a bad
-row gets a 400 naming the row, the field and the rule, never a 500. ``driftline serve MODEL`` sets this up.
+Endpoints (JSON over HTTP):
 
-This module is the service's entry point, so it imports BentoML at import time; nothing else imports it.
+- ``POST /predict`` ``{"rows": [...]}`` (up to 10,000): predictions, and each class's probability for classifiers;
+- ``POST /predict_one`` ``{"row": {...}}``: one prediction; concurrent single-row requests share one pass through
+  the model (adaptive batching);
+- ``POST /model``: the version's tag and input schema; ``GET /health``: the tag and traffic profiling's state;
+  BentoML's ``/readyz`` and ``/livez`` for probes; the OpenAPI page at ``/``.
+
+Every request is validated against a model generated from the version's training schema before the model runs,
+so a bad row is a 400 naming the field and the rule. Served rows and predictions are profiled with whylogs in
+windows (``serving.window_minutes``) and written to the profile store for the monitor. With ``serving.token_env``
+or ``serving.token_secret`` the prediction endpoints require ``Authorization: Bearer <token>``.
+
+This module is the service's entry point and nothing else imports it: the request model must exist when the
+class is defined, so the configuration is read and the schema loaded at import time here, and only here.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import Annotated, Any
 
+import anyio
 import numpy as np
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
 
 from driftline import libs
-from driftline.errors import StoreError
-from driftline.requests import RequestError, to_frame
+from driftline.requests import MAX_ROWS, row_model, to_frame
+from driftline.serving import BearerAuth, Coalescer, config_from_env
+from driftline.settings import quiet_telemetry
+from driftline.traffic import TrafficProfiler
 
+quiet_telemetry()
 bentoml = libs.bentoml()
+CONFIG = config_from_env()
+SCHEMA: dict[str, Any] = bentoml.models.get(CONFIG.tag).custom_objects["schema"]
+Row = row_model(SCHEMA, f"{CONFIG.model}_row")
+Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_ROWS)]  # type: ignore[valid-type]
 
-
-def resolve_tag() -> str:
-    """The model tag to serve, from DRIFTLINE_SERVE_TAG or the champion of DRIFTLINE_SERVE_MODEL."""
-    tag = os.environ.get("DRIFTLINE_SERVE_TAG")
-    if tag:
-        return tag
-    model = os.environ.get("DRIFTLINE_SERVE_MODEL")
-    if not model:
-        raise StoreError("set DRIFTLINE_SERVE_TAG (name:version) or DRIFTLINE_SERVE_MODEL (serve its champion)")
-    from driftline.registry import open_registry
-
-    registry = open_registry()
-    champion = registry.champion(model)
-    if champion is None:
-        raise StoreError(f"{model}: no champion to serve (run `driftline train {model}`)")
-    return registry.version(model, champion.version).tag
+operations = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
 def _plain(values: Any) -> list[Any]:
@@ -43,46 +47,77 @@ def _plain(values: Any) -> list[Any]:
 
 
 @bentoml.service(name="driftline", traffic={"timeout": 30})
+@bentoml.asgi_app(operations, path="/")
 class ModelService:
     """Predictions from one model version, with the training schema enforced on every request."""
 
     def __init__(self) -> None:
-        self.tag = resolve_tag()
-        stored = bentoml.models.get(self.tag)
+        self.tag = CONFIG.tag
         self.model = bentoml.sklearn.load_model(self.tag)
-        self.schema: dict[str, Any] = stored.custom_objects["schema"]
-        self.classes = list(self.schema.get("classes") or [])
+        self.classes = list(SCHEMA.get("classes") or [])
+        self.coalescer: Coalescer[Any, dict[str, Any]] = Coalescer(self._predict_rows)
+        self.profiler: TrafficProfiler | None = None
+        if CONFIG.profile_store:
+            self.profiler = TrafficProfiler(
+                CONFIG.profile_store, CONFIG.model, CONFIG.version, CONFIG.window_seconds
+            ).start()
 
-    def _frame(self, rows: list[dict[str, Any]]) -> Any:
-        try:
-            return to_frame(rows, self.schema)
-        except RequestError as error:
-            raise bentoml.exceptions.InvalidArgument(str(error)) from None
+    def _answer(self, rows: list[BaseModel]) -> tuple[list[Any], list[list[float]] | None]:
+        """Predictions (and probabilities) for validated rows: the preprocessing runs once for both."""
+        frame = to_frame(rows, SCHEMA)
+        steps = getattr(self.model, "steps", None)
+        if steps:
+            features, estimator = self.model[:-1].transform(frame), self.model[-1]
+        else:
+            features, estimator = frame, self.model
+        predictions = _plain(estimator.predict(features))
+        probabilities = (
+            np.asarray(estimator.predict_proba(features), dtype=float).round(6).tolist() if self.classes else None
+        )
+        if self.profiler is not None:
+            self.profiler.observe([row.model_dump() for row in rows], predictions)
+        return predictions, probabilities
+
+    async def _predict_rows(self, rows: list[BaseModel]) -> list[dict[str, Any]]:
+        predictions, probabilities = await anyio.to_thread.run_sync(self._answer, rows)
+        answers: list[dict[str, Any]] = [{"model": self.tag, "prediction": p} for p in predictions]
+        if probabilities is not None:
+            for answer, row in zip(answers, probabilities, strict=True):
+                answer["probabilities"] = dict(zip(map(str, self.classes), row, strict=True))
+        return answers
 
     @bentoml.api
-    def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def predict(self, rows: Rows) -> dict[str, Any]:
         """Predict for a batch of rows; classifiers also return each class's probability."""
-        return self._predict(rows)
-
-    def _predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        # Plain method: an API method calling another @bentoml.api method would go back through the dispatcher.
-        frame = self._frame(rows)
-        result: dict[str, Any] = {"model": self.tag, "predictions": _plain(self.model.predict(frame))}
-        if self.classes:
+        predictions, probabilities = self._answer(rows)
+        result: dict[str, Any] = {"model": self.tag, "predictions": predictions}
+        if probabilities is not None:
             result["classes"] = self.classes
-            result["probabilities"] = np.asarray(self.model.predict_proba(frame)).round(6).tolist()
+            result["probabilities"] = probabilities
         return result
 
     @bentoml.api
-    def predict_one(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Predict for one row."""
-        batch = self._predict([row])
-        single = {"model": self.tag, "prediction": batch["predictions"][0]}
-        if self.classes:
-            single["probabilities"] = dict(zip(map(str, self.classes), batch["probabilities"][0], strict=True))
-        return single
+    async def predict_one(self, row: Row) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Predict for one row; concurrent single-row requests are batched together."""
+        return await self.coalescer.submit(row)
 
     @bentoml.api(route="/model")
     def model_info(self) -> dict[str, Any]:
-        """The served model's tag and input schema (readiness itself is BentoML's /readyz)."""
-        return {"model": self.tag, "schema": self.schema}
+        """The served model's tag and input schema."""
+        return {"model": self.tag, "schema": SCHEMA}
+
+    @operations.get("/health")
+    def health(self) -> dict[str, Any]:
+        """The served model's tag and the state of live-traffic profiling (readiness itself is /readyz)."""
+        profiling = self.profiler.status.__dict__ if self.profiler is not None else None
+        return {"status": "ok", "model": self.tag, "auth": CONFIG.auth, "profiling": profiling}
+
+    @bentoml.on_shutdown
+    def flush_profile(self) -> None:
+        """Write the current traffic window's profile before the process exits."""
+        if self.profiler is not None:
+            self.profiler.close()
+
+
+if CONFIG.auth:
+    ModelService.add_asgi_middleware(BearerAuth, config=CONFIG)  # type: ignore[attr-defined]

@@ -184,12 +184,26 @@ class Retrain(_Strict):
 
 
 class Serving(_Strict):
-    """The servability check before promotion, and the service's limits."""
+    """The servability check before promotion, live-traffic profiling, and the service's optional auth.
+
+    The token itself never appears in the spec: only the name of the environment variable or of the Prefect
+    Secret block that holds it.
+    """
 
     check: bool = Field(default=True, description="serve the packaged version and compare it before promoting")
     check_rows: int = Field(default=200, ge=1, description="holdout rows sent to the packaged service")
     latency_budget_ms: float = Field(default=250.0, gt=0.0, description="p95 of single-row requests must stay under")
     tolerance: float = Field(default=1e-6, ge=0.0, description="largest allowed gap to in-process predictions")
+    profile_traffic: bool = Field(default=True, description="profile served rows with whylogs, in windows")
+    window_minutes: float = Field(default=60.0, gt=0.0, description="length of a live-traffic profile window")
+    token_env: str | None = Field(default=None, description="env var holding the bearer token (auth off if unset)")
+    token_secret: str | None = Field(default=None, description="Prefect Secret block holding the bearer token")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> Serving:
+        if self.token_env and self.token_secret:
+            raise ValueError("set token_env or token_secret, not both")
+        return self
 
 
 class Schedule(_Strict):

@@ -1,4 +1,8 @@
-"""The monitor loop: new batch → validate → profile → drift vs the champion's reference → policy → event."""
+"""The monitor loop: new batch → validate → profile → drift vs the champion's reference → policy → event.
+
+Closed live-traffic windows (profiled by the service) take the same path from "drift" on: their profile is scored
+against the reference of the version that served them, recorded, and counted by the drift policy like a batch.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,24 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from driftline import events
-from driftline.errors import DataValidationError
+from driftline.drift import DriftReport
+from driftline.errors import DataValidationError, StoreError
 from driftline.policy import PolicyDecision
 from driftline.registry import open_registry
 from driftline.settings import quiet_telemetry
-from driftline.spec import load_spec
+from driftline.spec import ModelSpec, load_spec
 from tasks.artifacts import artifact_key
 from tasks.data import load_batches, reject_batch
 from tasks.drift import score_drift
-from tasks.monitoring import archive_batch, claim_batch, decide_retrain, find_new_batches
+from tasks.monitoring import (
+    archive_batch,
+    claim_batch,
+    claim_window,
+    decide_retrain,
+    find_new_batches,
+    find_traffic_windows,
+    merge_window,
+)
 from tasks.profiling import profile_batch
 from tasks.registry import read_champion
 from tasks.validation import validate_batch
@@ -29,7 +42,7 @@ class BatchOutcome:
 
     origin: str
     fingerprint: str
-    status: str  # accepted, quarantined, duplicate
+    status: str  # accepted, quarantined, duplicate; window (a live-traffic window)
     drifted: list[str] = field(default_factory=list)
     decision: PolicyDecision | None = None
     report_path: str | None = None
@@ -37,7 +50,8 @@ class BatchOutcome:
 
 @flow(name="monitor", flow_run_name="monitor-{model}")
 def monitor(model: str) -> list[BatchOutcome]:
-    """Process the batches waiting in the model's landing location and request a retrain when drift says so."""
+    """Score the batches waiting in the model's landing location and the closed live-traffic windows for drift;
+    request a retrain when the drift policy says so."""
     quiet_telemetry()
     logger = get_run_logger()
     run_id = str(flow_run.get_id()) if flow_run.get_id() else None
@@ -75,56 +89,91 @@ def monitor(model: str) -> list[BatchOutcome]:
         profile = profile_batch(batch, spec, kind="batch")
         stored = archive_batch(spec, batch)
         drift = score_drift(spec, champion.version, reference, profile.path, batch.fingerprint)
-        registry.finish_batch(
-            spec.name,
-            batch.fingerprint,
-            status="accepted",
-            stored_path=stored,
-            rows=batch.rows,
-            champion_version=champion.version,
-            drift_detected=drift.detected,
-            drift=drift.as_dict(),
-            profile_path=profile.path,
-            report_path=drift.report_path,
-            flow_run_id=run_id,
+        outcomes.append(_decide(spec, drift, "accepted", batch.origin, stored, profile.path, batch.rows, run_id))
+
+    for window in find_traffic_windows(spec):
+        if not claim_window(spec, window):
+            continue
+        window_reference = _reference_of(spec.name, window.version, reference)
+        profile = merge_window(window)
+        drift = score_drift(
+            spec,
+            window.version,
+            window_reference,
+            profile.path,
+            window.key,
+            report_name=f"window-{window.name}",
         )
-        create_table_artifact(
-            key=artifact_key(spec.name, "drift"),
-            table=[
-                {"column": c.column, "kind": c.kind, "score": c.score, "threshold": c.threshold, "drifted": c.drifted}
-                for c in drift.columns
-            ],
-            description=f"{drift.summary()}\nreport: {drift.report_path}",
-        )
-        decision = decide_retrain(spec, batch.fingerprint, run_id)
-        logger.info("%s: %s; %s: %s", model, drift.summary(), decision.decision, decision.reason)
-        if decision.retrain:
-            events.emit(
-                events.DRIFT_DETECTED,
-                spec.name,
-                {
-                    "model": spec.name,
-                    "version": champion.version,
-                    "fingerprint": batch.fingerprint,
-                    "batch": stored,
-                    "reason": decision.reason,
-                    "report": drift.report_path,
-                    "columns": [
-                        {"column": c.column, "score": c.score, "method": c.method, "threshold": c.threshold}
-                        for c in drift.drifted
-                    ],
-                },
-            )
-        outcomes.append(
-            BatchOutcome(
-                batch.origin,
-                batch.fingerprint,
-                "accepted",
-                [c.column for c in drift.drifted],
-                decision,
-                drift.report_path,
-            )
-        )
+        origin = f"traffic window {window.start} ({window.version}, {len(window.parts)} part(s))"
+        outcomes.append(_decide(spec, drift, "window", origin, profile.path, profile.path, profile.rows, run_id))
+
     if failures:
         raise DataValidationError("\n".join(failures))
     return outcomes
+
+
+def _reference_of(model: str, version: str, champion_reference: str) -> str:
+    """The reference profile of the version that served a window; the champion's if the registry lacks it."""
+    try:
+        return str(open_registry().version(model, version).lineage["profile_path"])
+    except StoreError:
+        get_run_logger().warning(
+            "%s: version %s served traffic but is not in the registry; using the champion's reference", model, version
+        )
+        return champion_reference
+
+
+def _decide(
+    spec: ModelSpec,
+    drift: DriftReport,
+    status: str,
+    origin: str,
+    stored: str,
+    profile_path: str,
+    rows: int,
+    run_id: str | None,
+) -> BatchOutcome:
+    """Record a scored batch or window, publish its drift table, apply the policy, and emit drift if it says so."""
+    logger = get_run_logger()
+    open_registry().finish_batch(
+        spec.name,
+        drift.batch,
+        status=status,
+        stored_path=stored,
+        rows=rows,
+        champion_version=drift.version,
+        drift_detected=drift.detected,
+        drift=drift.as_dict(),
+        profile_path=profile_path,
+        report_path=drift.report_path,
+        flow_run_id=run_id,
+    )
+    create_table_artifact(
+        key=artifact_key(spec.name, "drift"),
+        table=[
+            {"column": c.column, "kind": c.kind, "score": c.score, "threshold": c.threshold, "drifted": c.drifted}
+            for c in drift.columns
+        ],
+        description=f"{origin}: {drift.summary()}\nreport: {drift.report_path}",
+    )
+    decision = decide_retrain(spec, drift.batch, run_id)
+    logger.info("%s: %s: %s; %s: %s", spec.name, origin, drift.summary(), decision.decision, decision.reason)
+    if decision.retrain:
+        events.emit(
+            events.DRIFT_DETECTED,
+            spec.name,
+            {
+                "model": spec.name,
+                "version": drift.version,
+                "fingerprint": drift.batch,
+                "source": "traffic" if status == "window" else "batch",
+                "batch": stored,
+                "reason": decision.reason,
+                "report": drift.report_path,
+                "columns": [
+                    {"column": c.column, "score": c.score, "method": c.method, "threshold": c.threshold}
+                    for c in drift.drifted
+                ],
+            },
+        )
+    return BatchOutcome(origin, drift.batch, status, [c.column for c in drift.drifted], decision, drift.report_path)

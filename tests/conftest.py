@@ -50,17 +50,22 @@ class Project:
         return path
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    root = tmp_path / "project"
+def new_project(base: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A project under ``base``, made current through the environment for as long as ``monkeypatch`` lasts."""
+    root = base / "project"
     shutil.copytree(REPO / "deployments", root / "deployments", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     shutil.copytree(REPO / "expectations", root / "expectations")
-    state = tmp_path / "state"
+    state = base / "state"
     monkeypatch.setenv("DRIFTLINE_PROJECT_DIR", str(root))
     monkeypatch.setenv("DRIFTLINE_HOME", str(state))
     for name in ("DRIFTLINE_REGISTRY_URL", "DRIFTLINE_PROFILE_STORE"):
         monkeypatch.delenv(name, raising=False)
     return Project(root=root, state=state)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    return new_project(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -116,5 +116,5 @@ def test_drift_and_backtest_read_the_stored_batches(project: Project) -> None:
     replay = runner.invoke(app, ["backtest", "fraud"])
     assert replay.exit_code == 0, replay.output
     # Defaults: 1 of 1 with a 60-minute cooldown; these batches arrive within a second, so only the first asks.
-    assert "5 batches replayed; the policy would have requested 1 retrain(s)" in replay.output
+    assert "5 batches and traffic windows replayed; the policy would have requested 1 retrain(s)" in replay.output
     assert replay.output.count("skipped_cooldown") == 2

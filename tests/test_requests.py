@@ -1,13 +1,15 @@
-"""Prediction requests are checked against the training schema, naming the row, the field and the rule."""
+"""The request model generated from a training schema: a bad row names the field and the rule."""
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import BaseModel, Field, ValidationError
 
-from driftline.requests import RequestError, to_frame
+from driftline.requests import describe_errors, row_model, to_frame
 
 SCHEMA: dict[str, Any] = {
     "target": "y",
@@ -16,50 +18,64 @@ SCHEMA: dict[str, Any] = {
         {"name": "amount", "kind": "numeric", "dtype": "float64", "nullable": False, "categories": []},
         {"name": "age", "kind": "numeric", "dtype": "float64", "nullable": True, "categories": []},
         {"name": "country", "kind": "categorical", "dtype": "str", "nullable": False, "categories": ["DE", "US"]},
+        {"name": "tier", "kind": "categorical", "dtype": "int64", "nullable": False, "categories": ["1", "2"]},
     ],
 }
-GOOD = {"amount": 12.5, "age": None, "country": "US", "extra": "ignored"}
+GOOD = {"amount": 12.5, "age": None, "country": "US", "tier": 2, "extra": "ignored"}
+Row = row_model(SCHEMA, "test row")
+
+
+class Request(BaseModel):
+    rows: Annotated[list[Row], Field(min_length=1, max_length=3)]  # type: ignore[valid-type]
+
+
+def _errors(payload: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as raised:
+        Request.model_validate_json(json.dumps(payload))
+    return describe_errors(raised.value.errors(include_context=False, include_input=False))
 
 
 def test_valid_rows_become_the_model_input_in_training_order() -> None:
-    frame = to_frame([GOOD, {"amount": 3, "age": 40, "country": "DE"}], SCHEMA)
-    assert list(frame.columns) == ["amount", "age", "country"]
-    assert frame["amount"].tolist() == [12.5, 3]
+    request = Request.model_validate({"rows": [GOOD, {"amount": 3, "age": 40, "country": "DE", "tier": 1}]})
+    frame = to_frame(request.rows, SCHEMA)
+    assert list(frame.columns) == ["amount", "age", "country", "tier"]
+    assert frame["amount"].tolist() == [12.5, 3.0]
+    assert frame["age"].isna().tolist() == [True, False]
+    assert frame["tier"].tolist() == [2, 1]  # categories keep their training type (int here), not the schema's text
 
 
 @pytest.mark.parametrize(
-    ("row", "message"),
+    ("change", "message"),
     [
-        ({"age": 1, "country": "US"}, "rows[0].amount: required field is missing"),
-        ({**GOOD, "amount": "12"}, "rows[0].amount: must be a number (got str '12')"),
-        ({**GOOD, "amount": True}, "rows[0].amount: must be a number"),
-        ({**GOOD, "amount": math.nan}, "rows[0].amount: must not be null or NaN"),
-        ({**GOOD, "amount": math.inf}, "rows[0].amount: must be finite"),
-        ({**GOOD, "country": "FR"}, "rows[0].country: unknown category 'FR' (known: DE, US)"),
-        ({**GOOD, "country": None}, "rows[0].country: must not be null"),
+        ({"amount": "absent"}, "rows[0].amount: Field required"),
+        ({"amount": "12"}, "rows[0].amount: Input should be a valid number"),
+        ({"amount": True}, "rows[0].amount: Input should be a valid number"),
+        ({"amount": None}, "rows[0].amount: Input should be a valid number"),
+        ({"country": "FR"}, "rows[0].country: Input should be 'DE' or 'US'"),
+        ({"country": None}, "rows[0].country: Input should be 'DE' or 'US'"),
+        ({"tier": 3}, "rows[0].tier: Input should be 1 or 2"),
     ],
 )
-def test_a_bad_row_names_the_field_and_the_rule(row: dict[str, Any], message: str) -> None:
-    with pytest.raises(RequestError) as raised:
-        to_frame([GOOD, row][1:], SCHEMA)
-    assert message in str(raised.value)
+def test_a_bad_row_names_the_field_and_the_rule(change: dict[str, Any], message: str) -> None:
+    row = {**GOOD, **change}
+    if change.get("amount") == "absent":
+        del row["amount"]
+    assert message in _errors({"rows": [row]})
 
 
-def test_nullable_fields_accept_missing_values() -> None:
-    assert to_frame([{**GOOD, "age": math.nan}], SCHEMA)["age"].isna().all()
+def test_nan_and_infinity_are_refused_even_where_null_is_allowed() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Request.model_validate({"rows": [{**GOOD, "amount": math.inf, "age": math.nan}]})
+    text = describe_errors(raised.value.errors())
+    assert "rows[0].amount: Input should be a finite number" in text
+    assert "rows[0].age: Input should be a finite number" in text
 
 
-def test_empty_oversized_and_malformed_requests() -> None:
-    with pytest.raises(RequestError, match="non-empty list"):
-        to_frame([], SCHEMA)
-    with pytest.raises(RequestError, match=r"at most 3 rows per request \(got 4\)"):
-        to_frame([GOOD] * 4, SCHEMA, max_rows=3)
-    with pytest.raises(RequestError, match=r"rows\[1\]: must be an object"):
-        to_frame([GOOD, [1, 2]], SCHEMA)  # type: ignore[list-item]
+def test_empty_and_oversized_requests() -> None:
+    assert "rows: List should have at least 1 item" in _errors({"rows": []})
+    assert "rows: List should have at most 3 items" in _errors({"rows": [GOOD] * 4})
 
 
-def test_every_broken_rule_is_reported_up_to_ten() -> None:
-    with pytest.raises(RequestError) as raised:
-        to_frame([{"country": "XX"}] * 20, SCHEMA)
-    text = str(raised.value)
-    assert "first 10 shown" in text and text.count("\n") == 10
+def test_every_broken_rule_is_reported_up_to_the_limit() -> None:
+    text = _errors({"rows": [{"country": "XX"}] * 3})
+    assert text.count("\n") == 10 and text.endswith("(and 2 more)")  # 3 rows x 4 problems, 10 shown

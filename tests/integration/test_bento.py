@@ -1,4 +1,4 @@
-"""`bentoml build` of a model version: the service, the model, DRIFTLINE_SERVE_TAG and pinned requirements."""
+"""`bentoml build` of a model version: the service, the model, its serving configuration and pinned requirements."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from driftline import libs, store
 from driftline.bento import build
 from driftline.examples.fraud import generate
 from driftline.modeling import fit, training_schema
+from driftline.serving import config_for
 from driftline.spec import load_spec
 from tests.conftest import REPO, Project
 
@@ -23,12 +24,14 @@ def test_a_bento_carries_the_service_the_model_and_pinned_requirements(project: 
     tag = store.save(
         "fraud", model, classifier=True, labels={}, lineage={}, schema=training_schema(frame, spec).as_dict()
     )
-    bento_tag = build(tag, REPO)
+    config = config_for(spec, tag)
+    bento_tag = build(config, REPO)
 
     bentoml = libs.bentoml()
     bento = bentoml.bentos.get(bento_tag)
     assert [str(m.tag) for m in bento.info.all_models] == [tag]
-    assert {env.name: env.value for env in bento.info.envs} == {"DRIFTLINE_SERVE_TAG": tag}
+    assert {env.name: env.value for env in bento.info.envs} == {"DRIFTLINE_SERVE_CONFIG": config.model_dump_json()}
+    assert config.profile_store and config.window_seconds == 3600  # traffic profiling on, the spec's default window
     source = Path(bento.path) / "src" / "driftline"
     assert (source / "service.py").is_file() and (source / "requests.py").is_file()
     requirements = (Path(bento.path) / "env" / "python" / "requirements.txt").read_text()

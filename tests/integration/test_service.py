@@ -20,8 +20,9 @@ import pytest
 from driftline import store
 from driftline.examples.fraud import generate
 from driftline.processes import stop_group
+from driftline.requests import describe_errors
 from driftline.server import free_port
-from tests.conftest import Project
+from tests.conftest import Project, new_project
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +32,7 @@ class Served:
     url: str
     tag: str
     rows: pd.DataFrame
+    project: Project
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -40,10 +42,25 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture
-def served(project: Project, prefect_server: str) -> Iterator[Served]:
+WINDOW_SECONDS = 4.0
+TOKEN = "test-token-0123"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Iterator[Served]:
+    """One trained project and one `driftline serve` process for the module's tests (starting one costs ~20 s)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _serve(new_project(tmp_path_factory.mktemp("served"), monkeypatch))
+
+
+def _serve(project: Project) -> Iterator[Served]:
     from flows.train import train
 
+    spec = project.root / "deployments" / "fraud.toml"
+    # Short traffic windows so a test sees one close; auth on, its token in the environment, never in the spec.
+    spec.write_text(
+        spec.read_text() + f'\n[serving]\nwindow_minutes = {WINDOW_SECONDS / 60}\ntoken_env = "FRAUD_SERVE_TOKEN"\n'
+    )
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(2000, seed))
     outcome = train(model="fraud")
@@ -53,7 +70,7 @@ def served(project: Project, prefect_server: str) -> Iterator[Served]:
     process = subprocess.Popen(
         [sys.executable, "-m", "driftline.cli", "serve", "fraud", "--port", str(port)],
         cwd=project.root,
-        env=dict(os.environ),
+        env={**os.environ, "FRAUD_SERVE_TOKEN": TOKEN},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -71,15 +88,22 @@ def served(project: Project, prefect_server: str) -> Iterator[Served]:
             time.sleep(0.5)
         else:
             raise AssertionError("bentoml serve did not become ready in 120 s")
-        yield Served(url, outcome.tag, generate(50, 99))
+        yield Served(url, outcome.tag, generate(50, 99), project)
     finally:
         stop_group(process)
         log.close()
 
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _post(served: Served, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{served.url}{path}", json=body, headers=AUTH, timeout=60, **kwargs)
+
+
 def test_predictions_match_the_model_in_process(served: Served) -> None:
     rows = _records(served.rows)
-    response = httpx.post(f"{served.url}/predict", json={"rows": rows}, timeout=30)
+    response = _post(served, "/predict", {"rows": rows})
     assert response.status_code == 200, response.text
     body = response.json()
     model = store.load(served.tag)
@@ -87,43 +111,104 @@ def test_predictions_match_the_model_in_process(served: Served) -> None:
     assert body["model"] == served.tag
     assert body["predictions"] == model.predict(features).tolist()
     assert np.allclose(body["probabilities"], model.predict_proba(features), atol=1e-5)
-    one = httpx.post(f"{served.url}/predict_one", json={"row": rows[0]}, timeout=30)
+    one = _post(served, "/predict_one", {"row": rows[0]})
     assert one.status_code == 200, one.text
     assert one.json()["prediction"] == body["predictions"][0]
-    assert httpx.post(f"{served.url}/model", json={}, timeout=10).json()["model"] == served.tag
+    assert _post(served, "/model", {}).json()["model"] == served.tag
+    health = httpx.get(f"{served.url}/health", timeout=10).json()  # open: probes carry no token
+    assert health["model"] == served.tag and health["auth"] is True
+    assert health["profiling"]["window_seconds"] == WINDOW_SECONDS
 
 
-BAD_ROWS: list[tuple[Any, str, str]] = [
-    (lambda row: row.pop("amount"), "rows[0].amount", "required field is missing"),
-    (lambda row: row.__setitem__("amount", "12.5"), "rows[0].amount", "must be a number"),
-    (lambda row: row.__setitem__("country", "XX"), "rows[0].country", "unknown category 'XX'"),
-    (lambda row: row.__setitem__("hour", None), "rows[0].hour", "must not be null or NaN"),
+def test_concurrent_single_rows_are_batched_and_each_gets_its_own_answer(served: Served) -> None:
+    import asyncio
+
+    rows = _records(served.rows)
+    features = served.rows.drop(columns=["event_time", "transaction_id", "is_fraud"])
+    expected = store.load(served.tag).predict_proba(features)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=served.url, headers=AUTH, timeout=60) as client:
+            return await asyncio.gather(*(client.post("/predict_one", json={"row": row}) for row in rows))
+
+    answers = asyncio.run(burst())
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:3]
+    served_positive = [a.json()["probabilities"]["1"] for a in answers]
+    assert np.allclose(served_positive, expected[:, 1], atol=1e-5)  # row i's answer is row i's, not a neighbour's
+
+
+def test_the_prediction_endpoints_require_the_token(served: Served) -> None:
+    row = _records(served.rows)[0]
+    missing = httpx.post(f"{served.url}/predict_one", json={"row": row}, timeout=30)
+    assert missing.status_code == 401 and "missing bearer token" in missing.text
+    wrong = httpx.post(
+        f"{served.url}/predict", json={"rows": [row]}, headers={"Authorization": "Bearer nope"}, timeout=30
+    )
+    assert wrong.status_code == 401 and "wrong bearer token" in wrong.text
+    assert httpx.get(f"{served.url}/readyz", timeout=5).status_code == 200
+
+
+BAD_ROWS: list[tuple[Any, str]] = [
+    (lambda row: row.pop("amount"), "rows[0].amount: Field required"),
+    (lambda row: row.__setitem__("amount", "12.5"), "rows[0].amount: Input should be a valid number"),
+    (lambda row: row.__setitem__("country", "XX"), "rows[0].country: Input should be 'BR', 'DE'"),
+    (lambda row: row.__setitem__("hour", None), "rows[0].hour: Input should be a valid number"),
 ]
 
 
 def test_bad_requests_are_400s_naming_the_field_and_the_process_stays_up(served: Served) -> None:
-    for change, field, rule in BAD_ROWS:
+    for change, message in BAD_ROWS:
         row = _records(served.rows)[0]
         change(row)
-        response = httpx.post(f"{served.url}/predict", json={"rows": [row]}, timeout=30)
+        response = _post(served, "/predict", {"rows": [row]})
         assert response.status_code == 400, response.text
-        assert field in response.text and rule in response.text
+        assert message in describe_errors(response.json()["detail"])
 
     row = _records(served.rows)[0]
     raw = httpx.post(
         f"{served.url}/predict",
         content=json.dumps({"rows": [{**row, "amount": math.nan}]}),  # json.dumps writes NaN, as some clients do
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **AUTH},
         timeout=30,
     )
-    assert 400 <= raw.status_code < 500, raw.text
-    assert "amount" in raw.text
-    big = httpx.post(f"{served.url}/predict", json={"rows": [row] * 10_001}, timeout=60)
-    assert big.status_code == 400 and "at most 10000 rows per request" in big.text
+    assert raw.status_code == 400, raw.text
+    assert "rows[0].amount: Input should be a finite number" in describe_errors(raw.json()["detail"])
+    big = _post(served, "/predict", {"rows": [row] * 10_001})
+    assert big.status_code == 400
+    assert "rows: List should have at most 10000 items" in describe_errors(big.json()["detail"])
 
     assert httpx.get(f"{served.url}/readyz", timeout=5).status_code == 200
-    good = httpx.post(f"{served.url}/predict", json={"rows": [row]}, timeout=30)
+    good = _post(served, "/predict", {"rows": [row]})
     assert good.status_code == 200, good.text
+
+
+def test_served_traffic_is_profiled_in_windows_and_the_monitor_scores_them(served: Served) -> None:
+    from driftline.registry import open_registry
+    from flows.monitor import monitor
+
+    def profiling() -> dict[str, Any]:
+        return dict(httpx.get(f"{served.url}/health", timeout=10).json()["profiling"])
+
+    written = profiling()["windows_written"]
+    drifted = _records(generate(3000, 7, drift=True))
+    assert _post(served, "/predict", {"rows": drifted}).status_code == 200  # one request: one window
+    deadline = time.monotonic() + 3 * WINDOW_SECONDS + 10
+    while profiling()["windows_written"] == written and time.monotonic() < deadline:
+        time.sleep(0.5)
+    state = profiling()
+    assert state["windows_written"] > written and state["last_error"] is None, state
+    parts = served.project.state / "profiles" / "fraud" / "traffic"
+    assert state["last_written"] in {str(p) for p in parts.rglob("*.bin")}
+    time.sleep(WINDOW_SECONDS + 1)  # the monitor waits out a grace period after a window ends
+
+    outcomes = [o for o in monitor(model="fraud") if o.status == "window"]
+    assert outcomes, "the monitor did not score the traffic window"
+    assert "amount" in {column for o in outcomes for column in o.drifted}
+    records = open_registry().batches("fraud", status="window")
+    assert {r.fingerprint for r in records} == {o.fingerprint for o in outcomes}
+    assert all(r.profile_path and r.report_path for r in records)
+    assert sum(r.rows or 0 for r in records) >= 3000  # every served row counted, the holdout check's rows none
+    assert not [o for o in monitor(model="fraud") if o.status == "window"]  # scored once
 
 
 def test_servability_check_blocks_a_broken_package_and_the_champion_stays(
@@ -152,7 +237,7 @@ def test_servability_check_blocks_a_broken_package_and_the_champion_stays(
     second = train(model="fraud", overrides={"gate.min_improvement": 0.0, "gate.min_metric": 0.5})
     assert not second.promoted
     assert second.decision.reason.startswith("servability check failed: the service refused holdout rows (400)")
-    assert "rows[" in second.decision.reason and ".country: unknown category" in second.decision.reason
+    assert "].country: Input should be 'US'" in second.decision.reason
     registry = open_registry()
     assert registry.champion("fraud").version == first.version  # type: ignore[union-attr]
     assert len(registry.ledger("fraud")) == 1

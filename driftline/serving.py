@@ -1,0 +1,204 @@
+"""How a model version is served: the service's configuration, its bearer-token auth, and single-row batching.
+
+``driftline serve``, the servability check and ``driftline build`` all start the same BentoML service
+(``driftline.service:ModelService``); what differs is a :class:`ServeConfig`, made from the model's spec and
+handed over in one environment variable, ``DRIFTLINE_SERVE_CONFIG`` (JSON). No BentoML here, so the CLI stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict
+
+from driftline.errors import SpecError, StoreError
+from driftline.spec import ModelSpec
+
+CONFIG_ENV = "DRIFTLINE_SERVE_CONFIG"
+PROTECTED_ROUTES = ("/predict", "/predict_one", "/model")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class ServeConfig(BaseModel):
+    """What one service process serves and how: the version, traffic profiling, auth."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tag: str
+    profile_store: str | None = None  # None: live-traffic profiling off
+    window_seconds: float = 3600.0
+    token_env: str | None = None
+    token_secret: str | None = None
+
+    @property
+    def model(self) -> str:
+        return self.tag.split(":", 1)[0]
+
+    @property
+    def version(self) -> str:
+        return self.tag.split(":", 1)[1]
+
+    @property
+    def auth(self) -> bool:
+        return bool(self.token_env or self.token_secret)
+
+    def to_env(self) -> dict[str, str]:
+        return {CONFIG_ENV: self.model_dump_json()}
+
+
+def config_for(spec: ModelSpec, tag: str, *, profile: bool = True) -> ServeConfig:
+    """The service configuration the spec asks for (``[serving]``), for version ``tag``."""
+    from driftline.settings import get_settings
+
+    return ServeConfig(
+        tag=tag,
+        profile_store=get_settings().profiles if profile and spec.serving.profile_traffic else None,
+        window_seconds=spec.serving.window_minutes * 60,
+        token_env=spec.serving.token_env,
+        token_secret=spec.serving.token_secret,
+    )
+
+
+def config_from_env() -> ServeConfig:
+    """The configuration this service process was started with.
+
+    ``DRIFTLINE_SERVE_CONFIG`` as written by driftline; or, for a hand-started ``bentoml serve``,
+    ``DRIFTLINE_SERVE_TAG`` (``name:version``) or ``DRIFTLINE_SERVE_MODEL`` (its champion) with the model's spec.
+    """
+    raw = os.environ.get(CONFIG_ENV)
+    if raw:
+        try:
+            config = ServeConfig.model_validate(json.loads(raw))
+        except ValueError as error:
+            raise SpecError(f"{CONFIG_ENV}: not a valid service configuration: {error}") from None
+        # A Bento carries the store it was built with; where it runs, DRIFTLINE_PROFILE_STORE points elsewhere.
+        store = os.environ.get("DRIFTLINE_PROFILE_STORE")
+        if store and config.profile_store:
+            config = config.model_copy(update={"profile_store": store})
+        return config
+    from driftline.spec import load_spec
+
+    tag = os.environ.get("DRIFTLINE_SERVE_TAG")
+    model = tag.split(":", 1)[0] if tag else os.environ.get("DRIFTLINE_SERVE_MODEL")
+    if not model:
+        raise StoreError(
+            f"set {CONFIG_ENV} (`driftline serve` does), DRIFTLINE_SERVE_TAG (name:version) "
+            "or DRIFTLINE_SERVE_MODEL (serve its champion)"
+        )
+    if not tag:
+        from driftline.registry import open_registry
+
+        registry = open_registry()
+        champion = registry.champion(model)
+        if champion is None:
+            raise StoreError(f"{model}: no champion to serve (run `driftline train {model}`)")
+        tag = registry.version(model, champion.version).tag
+    return config_for(load_spec(model), tag)
+
+
+def resolve_token(config: ServeConfig) -> str | None:
+    """The bearer token the prediction endpoints require, or None when auth is off (the default)."""
+    if config.token_env:
+        token = os.environ.get(config.token_env, "")
+        if not token:
+            raise SpecError(
+                f"serving.token_env: environment variable {config.token_env} is empty or not set "
+                "(the service will not start unprotected when the spec asks for a token)"
+            )
+        return token
+    if config.token_secret:
+        try:
+            from prefect.blocks.system import Secret
+
+            # _sync: the server may build its app inside an event loop, where load() would return a coroutine.
+            block = cast(Secret[str], Secret.load(config.token_secret, _sync=True))  # type: ignore[call-arg]
+            token = str(block.get())
+        except Exception as error:  # any failure to load the block means: no token, no start
+            raise SpecError(
+                f"serving.token_secret: cannot load Prefect Secret block {config.token_secret!r}: {error} "
+                f"(create it with `prefect block create secret` or Secret(value=...).save({config.token_secret!r}))"
+            ) from None
+        if not token:
+            raise SpecError(f"serving.token_secret: Prefect Secret block {config.token_secret!r} is empty")
+        return token
+    return None
+
+
+class BearerAuth:
+    """ASGI middleware: requests to the prediction routes must carry ``Authorization: Bearer <token>``.
+
+    Health, readiness, metrics and the docs stay open, so probes and dashboards need no secret.
+    """
+
+    def __init__(self, app: Any, config: ServeConfig, protected: tuple[str, ...] = PROTECTED_ROUTES) -> None:
+        # Resolved when the server builds its app, not at import, so `bentoml build` needs no token.
+        token = resolve_token(config)
+        if token is None:
+            raise SpecError(f"{config.tag}: bearer auth is on but no token source is configured")
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+        self.protected = protected
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].rstrip("/") in self.protected:
+            sent = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(sent, self.expected):
+                reason = "missing" if not sent else "wrong"
+                body = json.dumps({"error": f"unauthorized: {reason} bearer token (Authorization: Bearer <token>)"})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body.encode()})
+                return
+        await self.app(scope, receive, send)
+
+
+class Coalescer(Generic[T, R]):
+    """Turn concurrent single calls into batch calls, adaptively, with no timer to tune.
+
+    A call that finds the model idle runs at once, alone; calls that arrive while a batch is running wait for it
+    and then run together as the next batch. So one client sees single-row latency, and many clients share
+    each pass through the pipeline (whose per-call overhead is most of a single row's cost).
+    """
+
+    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], max_size: int = 512) -> None:
+        self.run = run
+        self.max_size = max_size
+        self.pending: list[tuple[T, asyncio.Future[R]]] = []
+        self.draining = False
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self.pending.append((item, future))
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[: self.max_size], self.pending[self.max_size :]
+                try:
+                    results = await self.run([item for item, _ in batch])
+                except Exception as error:  # handed to every caller of this batch
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():  # the client may have gone away
+                        future.set_result(result)
+        finally:
+            self.draining = False
