@@ -63,17 +63,24 @@ class ModelService:
             ).start()
 
     def _answer(self, rows: list[BaseModel]) -> tuple[list[Any], list[list[float]] | None]:
-        """Predictions (and probabilities) for validated rows: the preprocessing runs once for both."""
+        """Predictions (and probabilities) for validated rows, in one pass through the pipeline.
+
+        A classifier's prediction is its most probable class, which is what ``predict`` answers for every estimator
+        driftline trains; the servability check compares the two before a version is promoted.
+        """
         frame = to_frame(rows, SCHEMA)
         steps = getattr(self.model, "steps", None)
         if steps:
             features, estimator = self.model[:-1].transform(frame), self.model[-1]
         else:
             features, estimator = frame, self.model
-        predictions = _plain(estimator.predict(features))
-        probabilities = (
-            np.asarray(estimator.predict_proba(features), dtype=float).round(6).tolist() if self.classes else None
-        )
+        probabilities = None
+        if self.classes:
+            scores = np.asarray(estimator.predict_proba(features), dtype=float)
+            predictions = _plain(np.asarray(estimator.classes_)[scores.argmax(axis=1)])
+            probabilities = scores.round(6).tolist()
+        else:
+            predictions = _plain(estimator.predict(features))
         if self.profiler is not None:
             self.profiler.observe([row.model_dump() for row in rows], predictions)
         return predictions, probabilities
