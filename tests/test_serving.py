@@ -109,3 +109,12 @@ def test_a_lone_call_runs_at_once_and_a_failing_batch_fails_only_its_callers() -
 
     alone, failed = asyncio.run(scenario())
     assert alone == 1 and isinstance(failed, RuntimeError)
+
+
+def test_the_token_can_live_in_a_prefect_secret_block(prefect_server: str) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value="from-the-block").save("fraud-serve-token", overwrite=True)
+    auth = BearerAuth(_ok, ServeConfig(tag="fraud:abc", token_secret="fraud-serve-token"))
+    assert asyncio.run(_call(auth, "/predict", {"Authorization": "Bearer from-the-block"}))[0] == 200
+    assert asyncio.run(_call(auth, "/predict", {"Authorization": "Bearer other"}))[0] == 401
