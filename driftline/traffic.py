@@ -1,8 +1,9 @@
 """Live-traffic profiles: the service profiles the rows it serves in fixed windows; the monitor scores them.
 
-The service side is :class:`TrafficProfiler`. A request only appends its rows to a queue (a lock and a list
-append); a background thread turns the queue into a frame about once a second, feeds it to a whylogs profile,
-and when the window's time is up writes the profile to the store and starts the next one. Windows are aligned
+The service side is :class:`TrafficProfiler`. A request only appends its rows, stamped with the time, to a queue
+(a lock and a list append); a background thread turns the queue into a frame about once a second and feeds it to
+the whylogs profile of the window the rows were served in; when a window's time is up it writes the profile to
+the store. Windows are aligned
 to the clock (a 60-minute window starts on the hour), so every worker of a service, and every replica, cuts the
 same windows. Each process writes its own part::
 
@@ -81,7 +82,7 @@ class TrafficProfiler:
         self.clock = clock
         self.status = ProfilerStatus(window_seconds=window_seconds)
         self._lock = threading.Lock()
-        self._queue: list[tuple[list[dict[str, Any]], list[Any]]] = []
+        self._queue: list[tuple[float, list[dict[str, Any]], list[Any]]] = []  # (served at, rows, predictions)
         self._queued_rows = 0
         self._profile: Any = None
         self._start: float | None = None
@@ -101,7 +102,7 @@ class TrafficProfiler:
             if self._queued_rows + len(rows) > self.max_pending_rows:
                 self.status.rows_dropped += len(rows)
                 return
-            self._queue.append((rows, predictions))
+            self._queue.append((self.clock(), rows, predictions))
             self._queued_rows += len(rows)
 
     def close(self) -> None:
@@ -125,30 +126,37 @@ class TrafficProfiler:
         return 1.0 if self._start is None else min(1.0, max(0.01, self._start + self.window_seconds - now))
 
     def _absorb(self) -> None:
+        """Profile the queued rows into the window of the moment they were served, closing windows as time passes."""
         with self._lock:
             queue, self._queue, self._queued_rows = self._queue, [], 0
-        if not queue:
-            return
+        groups: dict[float, list[tuple[list[dict[str, Any]], list[Any]]]] = {}
+        for served_at, rows, predictions in queue:
+            groups.setdefault(window_start(served_at, self.window_seconds), []).append((rows, predictions))
+        for start in sorted(groups):
+            if self._start is not None and start > self._start:
+                self._write()
+            self._track(start if self._start is None else self._start, groups[start])
+
+    def _track(self, start: float, entries: list[tuple[list[dict[str, Any]], list[Any]]]) -> None:
+        rows = sum(len(batch) for batch, _ in entries)
         try:
-            records = [dict(row) for rows, _ in queue for row in rows]
-            predictions = [p for _, batch in queue for p in batch]
-            frame = pd.DataFrame.from_records(records)
-            frame[PREDICTION_COLUMN] = predictions
+            frame = pd.DataFrame.from_records([dict(row) for batch, _ in entries for row in batch])
+            frame[PREDICTION_COLUMN] = [p for _, predictions in entries for p in predictions]
             if self._profile is None:
                 from driftline import libs
 
                 libs.whylogs()
                 from whylogs.core import DatasetProfile
 
-                self._start = window_start(self.clock(), self.window_seconds)
-                self._profile = DatasetProfile(dataset_timestamp=datetime.fromtimestamp(self._start, UTC))
-                self.status.window_start = stamp(self._start)
+                self._start = start
+                self._profile = DatasetProfile(dataset_timestamp=datetime.fromtimestamp(start, UTC))
+                self.status.window_start = stamp(start)
                 self.status.rows_in_window = 0
             self._profile.track(pandas=profiles.prepare(frame))
-            self.status.rows_in_window += len(frame)
+            self.status.rows_in_window += rows
         except Exception as error:  # profiling must never take the service down
             self.status.last_error = f"profiling failed: {error}"
-            logger.exception("driftline traffic profiling failed; %d rows not profiled", len(queue))
+            logger.exception("driftline traffic profiling failed; %d rows not profiled", rows)
 
     def _write(self) -> None:
         profile, start = self._profile, self._start

@@ -47,6 +47,18 @@ def test_windows_are_clock_aligned_and_written_when_their_time_is_up(tmp_path: P
     assert sorted(p.parent.name for p in tmp_path.rglob("*.bin")) == ["20261123T100000Z", "20261123T100100Z"]
 
 
+def test_rows_belong_to_the_window_they_were_served_in_not_the_one_they_were_profiled_in(tmp_path: Path) -> None:
+    clock = Clock(T0 + 59.5)
+    profiler = TrafficProfiler(str(tmp_path), "fraud", "v1", 60, clock=clock)
+    profiler.observe(_rows(30, 1), [0] * 30)  # served in the first window...
+    clock.now = T0 + 60.5
+    profiler.observe(_rows(20, 2), [0] * 20)  # ... and these in the second
+    profiler._absorb()  # both profiled after the boundary
+    profiler.close()
+    written = {p.parent.name: profiles.view_rows(profiles.read_profile(str(p))) for p in tmp_path.rglob("*.bin")}
+    assert written == {"20261123T100000Z": 30, "20261123T100100Z": 20}
+
+
 def test_requests_never_wait_and_overflow_is_counted_not_hidden(tmp_path: Path) -> None:
     profiler = TrafficProfiler(str(tmp_path), "fraud", "v1", 60, max_pending_rows=50, clock=Clock(T0))
     profiler.observe(_rows(40, 1), [0] * 40)
