@@ -346,7 +346,7 @@ def serve(
 
     try:
         tag = _version_tag(model, version)
-        config = config_for(load_spec(model), tag)
+        config = config_for(load_spec(model), tag, follow=version is None)
         auth = resolve_token(config) is not None  # fail here, not in every worker, if the token is missing
     except DriftlineError as error:
         raise _fail(error) from None
@@ -362,7 +362,12 @@ def serve(
     typer.echo(
         f"serving {tag} on http://{host}:{port}\n"
         f"  POST /predict, /predict_one{' (bearer token required)' if auth else ''}; GET /health, /readyz\n"
-        f"  {profiling}"
+        f"  {profiling}\n"
+        + (
+            "  follows the champion: a promotion or rollback restarts the worker on the new one"
+            if config.follow
+            else ""
+        )
     )
     os.execv(bentoml_cli, [bentoml_cli, "serve", "driftline.service:ModelService", "--host", host, "--port", str(port)])
 
@@ -386,6 +391,86 @@ def build(
     typer.echo(
         f"built Bento {bento} for {tag}\n  run it: bentoml serve {bento}\n  image:  bentoml containerize {bento}"
     )
+
+
+@app.command()
+def deploy(
+    models: Annotated[list[str] | None, typer.Argument(help="models (default: every spec)")] = None,
+) -> None:
+    """Create or replace each model's on-call automations on the Prefect server, from its [notify] section."""
+    from driftline.automations import deploy as deploy_automations
+    from driftline.spec import list_models, load_spec
+
+    try:
+        info = _connect()
+        for name in models or list_models():
+            spec = load_spec(name)
+            deployed = deploy_automations(spec)
+            if not deployed:
+                typer.echo(
+                    f"{name}: notify.blocks is empty in {spec.label}: no notifications (its automations removed)"
+                )
+                continue
+            typer.echo(f"{name}: {len(deployed)} automations sending through {', '.join(spec.notify.blocks)}")
+            for automation in deployed:
+                typer.echo(f"  {automation.name:<40} on {automation.trigger}")
+        typer.echo(f"  see them: {info.ui_url}/automations")
+    except DriftlineError as error:
+        raise _fail(error) from None
+
+
+@app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="model name")],
+    to: Annotated[str | None, typer.Option(help="version to restore (default: the one the champion replaced)")] = None,
+    reason: Annotated[str, typer.Option(help="why, for the ledger")] = "manual rollback",
+) -> None:
+    """Make the last known good version (or --to) MODEL's champion again; recorded in the ledger, notified."""
+    import getpass
+
+    from driftline import alerts, events
+    from driftline.oncall import rollback as roll_back
+
+    actor = os.environ.get("DRIFTLINE_ACTOR") or getpass.getuser()
+    try:
+        entry = roll_back(model, to, actor, reason)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    typer.echo(f"{model}: champion is {entry.to_version} again (was {entry.from_version}); ledger entry {entry.id}")
+    assert entry.from_version is not None
+    try:
+        _connect()
+        events.emit(
+            events.MODEL_ROLLED_BACK,
+            model,
+            {"version": entry.to_version, "previous": entry.from_version, "actor": actor, "reason": reason},
+            alerts.rolled_back(model, entry.to_version, entry.from_version, actor, reason),
+        )
+    except DriftlineError as error:
+        typer.echo(f"  (not notified: {error})", err=True)
+    typer.echo(f"  a service started with `driftline serve {model}` (no --version) follows the champion")
+
+
+@app.command()
+def replay(
+    model: Annotated[str, typer.Argument(help="model name")],
+    batch: Annotated[str, typer.Argument(help="quarantine folder name (or its start, or the batch fingerprint's)")],
+) -> None:
+    """Re-validate a quarantined batch with the current suite; if it passes, put it back in the landing area."""
+    from driftline.oncall import replay as replay_batch
+    from driftline.spec import load_spec
+
+    try:
+        done = replay_batch(load_spec(model), batch)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    if done.landed is None:
+        typer.echo(
+            f"{model}: {done.folder.name} still fails; it stays in quarantine\n{done.report.summary()}", err=True
+        )
+        raise typer.Exit(code=1)
+    typer.echo(f"{model}: {done.folder.name} passes {done.report.suite} now; moved to {done.landed}")
+    typer.echo(f"  the next monitor run picks it up (now: driftline monitor {model})")
 
 
 @app.command()

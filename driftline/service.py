@@ -19,6 +19,11 @@ class is defined, so the configuration is read and the schema loaded at import t
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
+import time
 from typing import Annotated, Any
 
 import anyio
@@ -28,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from driftline import libs
 from driftline.requests import MAX_ROWS, row_model, to_frame
-from driftline.serving import BearerAuth, Coalescer, config_from_env
+from driftline.serving import BearerAuth, Coalescer, champion_tag, config_from_env
 from driftline.settings import quiet_telemetry
 from driftline.traffic import TrafficProfiler
 
@@ -40,6 +45,7 @@ Row = row_model(SCHEMA, f"{CONFIG.model}_row")
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_ROWS)]  # type: ignore[valid-type]
 
 operations = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+logger = logging.getLogger("driftline.service")
 
 
 def _plain(values: Any) -> list[Any]:
@@ -61,6 +67,28 @@ class ModelService:
             self.profiler = TrafficProfiler(
                 CONFIG.profile_store, CONFIG.model, CONFIG.version, CONFIG.window_seconds
             ).start()
+        if CONFIG.follow:
+            threading.Thread(target=self._follow_champion, name="driftline-champion-watch", daemon=True).start()
+
+    def _follow_champion(self) -> None:
+        """Restart this worker when the champion changes: BentoML starts a fresh one, which serves the new champion.
+
+        A restart (not an in-place swap) because the request model is the version's schema; requests arriving
+        meanwhile wait in the listening socket's backlog.
+        """
+        while True:
+            time.sleep(CONFIG.follow_seconds)
+            try:
+                current = champion_tag(CONFIG.model)
+            except Exception:  # a registry outage must not stop serving the version we have
+                logger.exception("driftline: cannot read the champion of %s; still serving %s", CONFIG.model, self.tag)
+                continue
+            if current != self.tag:
+                logger.warning(
+                    "driftline: champion of %s is now %s (was %s); restarting", CONFIG.model, current, self.tag
+                )
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
 
     def _answer(self, rows: list[BaseModel]) -> tuple[list[Any], list[list[float]] | None]:
         """Predictions (and probabilities) for validated rows, in one pass through the pipeline.

@@ -36,6 +36,8 @@ class ServeConfig(BaseModel):
     window_seconds: float = 3600.0
     token_env: str | None = None
     token_secret: str | None = None
+    follow: bool = False  # serve the champion, and restart on a promotion or rollback
+    follow_seconds: float = 5.0
 
     @property
     def model(self) -> str:
@@ -53,8 +55,11 @@ class ServeConfig(BaseModel):
         return {CONFIG_ENV: self.model_dump_json()}
 
 
-def config_for(spec: ModelSpec, tag: str, *, profile: bool = True) -> ServeConfig:
-    """The service configuration the spec asks for (``[serving]``), for version ``tag``."""
+def config_for(spec: ModelSpec, tag: str, *, profile: bool = True, follow: bool = False) -> ServeConfig:
+    """The service configuration the spec asks for (``[serving]``), for version ``tag``.
+
+    ``follow``: serve whichever version is champion; ``tag`` is the champion when the service starts.
+    """
     from driftline.settings import get_settings
 
     return ServeConfig(
@@ -63,7 +68,19 @@ def config_for(spec: ModelSpec, tag: str, *, profile: bool = True) -> ServeConfi
         window_seconds=spec.serving.window_minutes * 60,
         token_env=spec.serving.token_env,
         token_secret=spec.serving.token_secret,
+        follow=follow,
     )
+
+
+def champion_tag(model: str) -> str:
+    """The BentoML tag of the model's champion, from the registry."""
+    from driftline.registry import open_registry
+
+    registry = open_registry()
+    champion = registry.champion(model)
+    if champion is None:
+        raise StoreError(f"{model}: no champion to serve (run `driftline train {model}`)")
+    return registry.version(model, champion.version).tag
 
 
 def config_from_env() -> ServeConfig:
@@ -82,6 +99,8 @@ def config_from_env() -> ServeConfig:
         store = os.environ.get("DRIFTLINE_PROFILE_STORE")
         if store and config.profile_store:
             config = config.model_copy(update={"profile_store": store})
+        if config.follow:  # a (re)started worker serves the champion of now
+            config = config.model_copy(update={"tag": champion_tag(config.model)})
         return config
     from driftline.spec import load_spec
 
@@ -92,15 +111,7 @@ def config_from_env() -> ServeConfig:
             f"set {CONFIG_ENV} (`driftline serve` does), DRIFTLINE_SERVE_TAG (name:version) "
             "or DRIFTLINE_SERVE_MODEL (serve its champion)"
         )
-    if not tag:
-        from driftline.registry import open_registry
-
-        registry = open_registry()
-        champion = registry.champion(model)
-        if champion is None:
-            raise StoreError(f"{model}: no champion to serve (run `driftline train {model}`)")
-        tag = registry.version(model, champion.version).tag
-    return config_for(load_spec(model), tag)
+    return config_for(load_spec(model), tag or champion_tag(model), follow=not tag)
 
 
 def resolve_token(config: ServeConfig) -> str | None:

@@ -206,6 +206,47 @@ class Serving(_Strict):
         return self
 
 
+AlertKind = Literal[
+    "validation_failed", "drift_detected", "model_rejected", "model_promoted", "rolled_back", "run_failed", "heartbeat"
+]
+ALERT_KINDS: tuple[AlertKind, ...] = (
+    "validation_failed",
+    "drift_detected",
+    "model_rejected",
+    "model_promoted",
+    "rolled_back",
+    "run_failed",
+    "heartbeat",
+)
+
+
+class Notify(_Strict):
+    """Who hears about what: Prefect notification blocks by name, never a webhook URL or a token.
+
+    ``driftline deploy`` turns this into Prefect automations (one per alert kind) that send through the blocks.
+    """
+
+    blocks: list[str] = Field(
+        default_factory=list,
+        description='Prefect notification blocks as "<block type>/<name>", e.g. "slack-webhook/fraud-oncall"',
+    )
+    alerts: list[AlertKind] = Field(default_factory=lambda: list(ALERT_KINDS), description="which alerts to send")
+    dedupe_minutes: float = Field(default=60.0, ge=0.0, description="an identical alert is sent once per window")
+    heartbeat_minutes: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="alert if the monitor has not run for this long (default: 3 x schedule.monitor_interval_minutes)",
+    )
+
+    @field_validator("blocks")
+    @classmethod
+    def _slugs(cls, blocks: list[str]) -> list[str]:
+        for block in blocks:
+            if not re.fullmatch(r"[a-z0-9-]+/[A-Za-z0-9_.-]+", block):
+                raise ValueError(f'{block!r} must be "<block type>/<block name>", e.g. "slack-webhook/fraud-oncall"')
+        return blocks
+
+
 class Schedule(_Strict):
     retrain_cron: str | None = None
     monitor_interval_minutes: int | None = Field(default=None, gt=0)
@@ -233,6 +274,7 @@ class ModelSpec(_Strict):
     retrain: Retrain = Field(default_factory=Retrain)
     serving: Serving = Field(default_factory=Serving)
     schedule: Schedule = Field(default_factory=Schedule)
+    notify: Notify = Field(default_factory=Notify)
 
     # Not part of the file: where the spec came from, so paths resolve and errors can name it.
     spec_path: Path | None = Field(default=None, exclude=True)
@@ -376,3 +418,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return key.strip(), value
+
+
+def heartbeat_minutes(spec: ModelSpec) -> float | None:
+    """How long the monitor may stay silent before the dead-man's alert: the spec's, or 3 monitor intervals."""
+    if spec.notify.heartbeat_minutes is not None:
+        return spec.notify.heartbeat_minutes
+    interval = spec.schedule.monitor_interval_minutes
+    return 3.0 * interval if interval else None

@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from driftline import events
+from driftline import alerts, events
 from driftline.drift import DriftReport
 from driftline.errors import DataValidationError, StoreError
 from driftline.policy import PolicyDecision
@@ -59,6 +59,7 @@ def monitor(model: str) -> list[BatchOutcome]:
     champion = read_champion(spec.name)
     if champion is None:
         logger.warning("%s: no champion yet; nothing to compare batches with (run `driftline train %s`)", model, model)
+        events.emit(events.MONITOR_RAN, spec.name, {"batches": 0, "windows": 0, "champion": None})
         return []
     registry = open_registry()
     reference = registry.version(spec.name, champion.version).lineage["profile_path"]
@@ -107,6 +108,14 @@ def monitor(model: str) -> list[BatchOutcome]:
         origin = f"traffic window {window.start} ({window.version}, {len(window.parts)} part(s))"
         outcomes.append(_decide(spec, drift, "window", origin, profile.path, profile.path, profile.rows, run_id))
 
+    events.emit(
+        events.MONITOR_RAN,
+        spec.name,
+        {
+            "batches": sum(o.status != "window" for o in outcomes),
+            "windows": sum(o.status == "window" for o in outcomes),
+        },
+    )
     if failures:
         raise DataValidationError("\n".join(failures))
     return outcomes
@@ -159,6 +168,10 @@ def _decide(
     decision = decide_retrain(spec, drift.batch, run_id)
     logger.info("%s: %s: %s; %s: %s", spec.name, origin, drift.summary(), decision.decision, decision.reason)
     if decision.retrain:
+        source = "traffic" if status == "window" else "batch"
+        columns = [
+            {"column": c.column, "score": c.score, "method": c.method, "threshold": c.threshold} for c in drift.drifted
+        ]
         events.emit(
             events.DRIFT_DETECTED,
             spec.name,
@@ -166,14 +179,20 @@ def _decide(
                 "model": spec.name,
                 "version": drift.version,
                 "fingerprint": drift.batch,
-                "source": "traffic" if status == "window" else "batch",
+                "source": source,
                 "batch": stored,
                 "reason": decision.reason,
                 "report": drift.report_path,
-                "columns": [
-                    {"column": c.column, "score": c.score, "method": c.method, "threshold": c.threshold}
-                    for c in drift.drifted
-                ],
+                "columns": columns,
             },
+            alerts.drift_detected(
+                spec.name,
+                drift.version,
+                f"{source} {origin}",
+                decision.reason,
+                columns,
+                drift.report_path,
+                events.current_run_url(),
+            ),
         )
     return BatchOutcome(origin, drift.batch, status, [c.column for c in drift.drifted], decision, drift.report_path)

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from driftline import events
+from driftline import alerts, events
 from driftline.errors import DataValidationError
 from driftline.gate import GateDecision
 from driftline.lineage import Lineage, git_commit, lock_digest
@@ -92,8 +92,13 @@ def train(
     publish_gate(spec.name, decision)
     if not decision.accepted:
         logger.warning("%s: challenger rejected: %s", spec.name, decision.reason)
-        events.emit(events.MODEL_REJECTED, spec.name, {"reason": decision.reason, "decision": decision.as_dict()})
         previous = champion.version if champion else None
+        events.emit(
+            events.MODEL_REJECTED,
+            spec.name,
+            {"reason": decision.reason, "decision": decision.as_dict()},
+            alerts.model_rejected(spec.name, previous, decision.reason, events.current_run_url()),
+        )
         return TrainOutcome(spec.name, promoted=False, decision=decision, previous=previous)
 
     commit, dirty = git_commit(spec.project_dir)
@@ -136,8 +141,13 @@ def train(
             decision = replace(decision, accepted=False, reason=f"servability check failed: {servable.reason}")
             record_gate_decision(spec.name, decision, run_id)
             logger.warning("%s: %s not promoted: %s", spec.name, tag, decision.reason)
-            events.emit(events.MODEL_REJECTED, spec.name, {"reason": decision.reason, "tag": tag})
             previous = champion.version if champion else None
+            events.emit(
+                events.MODEL_REJECTED,
+                spec.name,
+                {"reason": decision.reason, "tag": tag},
+                alerts.model_rejected(spec.name, previous, decision.reason, events.current_run_url()),
+            )
             return TrainOutcome(spec.name, False, decision, version, tag, previous)
         decision = replace(decision, windows={**decision.windows, "servability": servable.as_dict()})
 
@@ -147,5 +157,6 @@ def train(
         events.MODEL_PROMOTED,
         spec.name,
         {"version": version, "tag": tag, "previous": entry.from_version, "reason": decision.reason},
+        alerts.model_promoted(spec.name, version, entry.from_version, decision.reason, events.current_run_url()),
     )
     return TrainOutcome(spec.name, True, decision, version, tag, entry.from_version)

@@ -7,8 +7,9 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, events
+from driftline import alerts, data, events
 from driftline.data import Batch
+from driftline.registry import open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from driftline.validation import ValidationReport
@@ -35,6 +36,8 @@ def quarantine_batch(batch: Batch, report: ValidationReport, spec: ModelSpec) ->
 def reject_batch(batch: Batch, report: ValidationReport, spec: ModelSpec) -> tuple[Path, str]:
     """Quarantine a failed batch and emit ``driftline.validation.failed``; return where it is and what broke."""
     kept = quarantine_batch(batch, report, spec)
+    failures = [outcome.describe() for outcome in report.failures]
+    champion = open_registry().champion(spec.name)
     events.emit(
         events.VALIDATION_FAILED,
         spec.name,
@@ -43,7 +46,15 @@ def reject_batch(batch: Batch, report: ValidationReport, spec: ModelSpec) -> tup
             "fingerprint": batch.fingerprint,
             "quarantined": str(kept),
             "suite": report.suite,
-            "failures": [outcome.describe() for outcome in report.failures],
+            "failures": failures,
         },
+        alerts.validation_failed(
+            spec.name,
+            champion.version if champion else None,
+            batch.origin,
+            str(kept),
+            failures,
+            events.current_run_url(),
+        ),
     )
     return kept, f"{report.summary()}\n  quarantined to {kept}"
