@@ -512,12 +512,12 @@ def server_stop() -> None:
 
 @server_app.command("status")
 def server_status() -> None:
-    """Say whether the managed Prefect server is answering."""
+    """Say whether the Prefect server driftline uses (PREFECT_API_URL, or the managed one) is answering."""
     from driftline import server
     from driftline.settings import get_settings
 
     settings = get_settings()
-    api = f"http://127.0.0.1:{settings.prefect_port}/api"
+    api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{settings.prefect_port}/api"
     answering = server.healthy(api)
     typer.echo(f"{api}: {'healthy' if answering else 'not answering'}")
     if not answering:

@@ -31,7 +31,9 @@ def test_monitor_scores_drift_and_never_processes_a_batch_twice(project: Project
     (outcome,) = state.result()
     assert (outcome.status, outcome.drifted, outcome.decision.decision) == ("accepted", [], "no_drift")
     assert not (landing / "clean.parquet").exists()
-    assert _events(prefect_server, state.state_details.flow_run_id, expected=1, timeout=3) == []
+    clean_events = _events(prefect_server, state.state_details.flow_run_id, expected=2, timeout=5)
+    assert [e["event"] for e in clean_events] == ["driftline.monitor.ran"]  # the heartbeat, and no drift
+    assert clean_events[0]["payload"] == {"batches": 1, "windows": 0}
 
     generate(10_000, 22, drift=True).to_parquet(landing / "drifted.parquet", index=False)
     state = monitor(model="fraud", return_state=True)
@@ -39,8 +41,11 @@ def test_monitor_scores_drift_and_never_processes_a_batch_twice(project: Project
     assert outcome.decision.retrain
     assert {"amount", "merchant_category", "country"} <= set(outcome.drifted)
     assert outcome.report_path and "<script" not in Path(outcome.report_path).read_text()
-    (event,) = _events(prefect_server, state.state_details.flow_run_id, expected=1)
+    events = _events(prefect_server, state.state_details.flow_run_id, expected=2)
+    (event,) = [e for e in events if e["event"] != "driftline.monitor.ran"]
     assert event["event"] == "driftline.drift.detected"
+    assert event["payload"]["alert"]["kind"] == "drift_detected" and "amount" in event["payload"]["alert"]["subject"]
+    assert event["resource"]["driftline.alert-key"] == event["payload"]["alert"]["dedupe_key"]
     assert event["payload"]["fingerprint"] == outcome.fingerprint
     assert event["resource"]["prefect.resource.id"] == "driftline.model.fraud"
     assert {c["column"] for c in event["payload"]["columns"]} == set(outcome.drifted)

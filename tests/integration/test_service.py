@@ -240,3 +240,41 @@ def test_servability_check_blocks_a_broken_package_and_the_champion_stays(
     assert registry.champion("fraud").version == first.version  # type: ignore[union-attr]
     assert len(registry.ledger("fraud")) == 1
     assert registry.gate_decisions("fraud", limit=1)[0].reason == second.decision.reason
+
+
+def test_a_following_service_serves_the_new_champion_and_the_rolled_back_one(
+    served: Served, prefect_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from driftline.cli import app
+    from driftline.registry import open_registry
+    from flows.train import train
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+
+    def serving(tag: str) -> bool:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{served.url}/health", timeout=2).json()["model"] == tag:
+                    return True
+            except (httpx.HTTPError, ValueError):
+                pass  # the worker is restarting
+            time.sleep(0.5)
+        return False
+
+    better = train(model="fraud", overrides={"estimator.params.max_depth": 2, "estimator.params.n_estimators": 10})
+    assert better.promoted and better.tag
+    assert serving(better.tag), "the service did not move to the new champion"
+    row = _records(served.rows)[0]
+    assert _post(served, "/predict_one", {"row": row}).json()["model"] == better.tag
+
+    result = CliRunner().invoke(app, ["rollback", "fraud", "--reason", "test"])
+    assert result.exit_code == 0, result.output
+    assert serving(served.tag), "the service did not move back after the rollback"
+    assert _post(served, "/predict_one", {"row": row}).json()["model"] == served.tag
+    status = CliRunner().invoke(app, ["status", "fraud"])
+    assert f"champion {served.tag.split(':')[1]}" in status.output
+    moves = [(e.action, e.to_version) for e in open_registry().ledger("fraud")]
+    assert moves[-2:] == [("promote", better.version), ("rollback", served.tag.split(":")[1])]
