@@ -3,7 +3,8 @@
 Act one: the first training promotes a champion; a worse configuration is rejected by the gate; a corrupt batch
 is quarantined byte-identical and the champion stays. Act two: the retrain and monitor deployments are served,
 a clean batch lands (no drift, no retrain), a drifted batch lands, drift is detected, the drift event starts the
-retrain deployment and the gate decides.
+retrain deployment and the gate decides. Act three: the champion is served (requests checked against its schema,
+traffic profiled in windows that the monitor scores), then rolled back, and the service follows.
 
 The demo is a project of its own in ``.driftline/demo`` (the specs and suites copied, its own data and state),
 made anew each run, so it tells the same story every time and never touches the project's own state.
@@ -151,17 +152,108 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     finally:
         stop(server)
 
+    _serve_and_roll_back(demo, state_dir, rows)
+
     champion = registry.champion("fraud")
     assert champion is not None
     _say("\n== where things are")
     _say(f"   champion:        fraud:{champion.version}")
-    _say(f"   ledger:          {len(registry.ledger('fraud'))} promotion(s) in {registry.safe_url}")
+    _say(f"   ledger:          {len(registry.ledger('fraud'))} entries (promotions, rollbacks) in {registry.safe_url}")
     _say(f"   model store:     {os.environ.get('BENTOML_HOME', state_dir / 'bentoml')}")
     _say(f"   profiles:        {state_dir / 'profiles' / 'fraud'}")
     _say(f"   drift reports:   {state_dir / 'reports' / 'fraud'}")
     _say(f"   quarantine:      {state_dir / 'quarantine' / 'fraud'}")
     _say(f"   artifacts:       {info.ui_url}/artifacts (fraud-validation, -metrics, -gate, -lineage, -drift)")
     _say(f"   try:             DRIFTLINE_PROJECT_DIR={demo} uv run driftline status fraud")
+
+
+def _serve_and_roll_back(demo: Path, state_dir: Path, rows: int) -> None:
+    """Acts 8 and 9: serve the champion, profile its traffic for the monitor; roll back, and the service follows."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from driftline import alerts, events
+    from driftline.examples.fraud import generate
+    from driftline.oncall import rollback
+    from driftline.processes import stop_group
+    from driftline.registry import open_registry
+    from driftline.requests import describe_errors
+    from driftline.server import free_port
+    from driftline.spec import load_spec
+    from flows.monitor import monitor
+
+    spec_path = demo / "deployments" / "fraud.toml"
+    spec_path.write_text(spec_path.read_text() + "\n[serving]\nwindow_minutes = 0.1  # 6-second traffic windows\n")
+    features = load_spec("fraud").features.columns
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    _say(f"\n== 8. the champion is served ({url}): requests checked, traffic profiled in 6-second windows")
+    log_path = state_dir / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "driftline.cli", "serve", "fraud", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def health() -> dict[str, Any]:
+        return dict(httpx.get(f"{url}/health", timeout=5).json())
+
+    def wait(check: Any, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass  # starting or restarting
+            if process.poll() is not None:
+                raise SystemExit(f"demo: the service exited; see {log_path}")
+            time.sleep(0.5)
+        raise SystemExit(f"demo: {what} within {timeout:.0f} s; see {log_path}")
+
+    try:
+        wait(lambda: health()["model"], "the service was not ready")
+        served = health()["model"]
+        records = generate(rows // 2, 8, start="2026-01-08T00:00:00")[features].to_dict(orient="records")
+        answer = httpx.post(f"{url}/predict", json={"rows": records}, timeout=60).json()
+        _say(f"   {served}: {len(answer['predictions'])} rows predicted; first: {answer['probabilities'][0]}")
+        bad = httpx.post(
+            f"{url}/predict_one", json={"row": {**records[0], "country": "XX", "amount": "12"}}, timeout=10
+        )
+        _say(f"   a bad row: {bad.status_code}, " + describe_errors(bad.json()["detail"]).replace("\n", "; "))
+        wait(lambda: health()["profiling"]["windows_written"] >= 1, "no traffic window was written", timeout=30)
+        _say(f"   traffic window profile: {health()['profiling']['last_written']}")
+        time.sleep(7)  # the monitor takes a window once its grace period (its length) has passed
+        for outcome in monitor(model="fraud"):
+            if outcome.status == "window":
+                decision = outcome.decision.decision if outcome.decision else "-"
+                _say(
+                    f"   monitor: {outcome.origin}: drifted columns: {', '.join(outcome.drifted) or 'none'}; {decision}"
+                )
+
+        registry = open_registry()
+        _say("\n== 9. on call: `driftline rollback fraud` puts the previous champion back; the service follows")
+        entry = rollback("fraud", None, actor="demo", reason="demo: rollback")
+        assert entry.from_version is not None
+        events.emit(
+            events.MODEL_ROLLED_BACK,
+            "fraud",
+            {"version": entry.to_version, "previous": entry.from_version, "actor": "demo", "reason": entry.reason},
+            alerts.rolled_back("fraud", entry.to_version, entry.from_version, "demo", entry.reason),
+        )
+        moved = time.monotonic()
+        restored = registry.version("fraud", entry.to_version).tag
+        wait(lambda: health()["model"] == restored, "the service did not follow the rollback", timeout=90)
+        _say(f"   champion {entry.from_version} -> {entry.to_version} (ledger entry {entry.id}, by demo)")
+        _say(f"   the service serves {restored} {time.monotonic() - moved:.0f} s later")
+        _say("   with [notify] blocks in the spec, `driftline deploy` pages on-call for this and every alert")
+    finally:
+        stop_group(process)
 
 
 def _wait_for_run(api: str, deployment_id: str, earlier: set[str], timeout: float) -> dict[str, Any]:
