@@ -1,18 +1,25 @@
-"""Loading batches, fingerprinting them, and quarantining the ones that fail validation.
+"""Loading batches, fingerprinting them, checking them against the spec, and quarantining the ones that fail.
 
 A batch is one arriving file (or one SQL read, or one bundled dataset). Its fingerprint hashes the content, not
 the bytes on disk, so it is stable across processes and file formats and changes when any cell changes.
+
+The user's files are theirs: a file named by a spec's source is never moved or changed. A failing source file is
+copied byte-identical to quarantine and left in place; only a file in a monitor's landing area (driftline's inbox)
+is moved. A column the spec declares that no batch has is the spec's fault (SpecError), not the data's.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -27,7 +34,7 @@ class Batch:
     origin: str
     frame: pd.DataFrame = field(repr=False, compare=False)
     fingerprint: str
-    path: str | None = None  # set when the batch is a file that quarantine can move
+    path: str | None = None  # set when the batch is one file: quarantine keeps its bytes, not a re-encoding
 
     @property
     def rows(self) -> int:
@@ -103,7 +110,7 @@ def _file_batch(path: str, declared_format: str | None) -> Batch:
     return Batch(origin=path, frame=frame, fingerprint=fingerprint(frame), path=path)
 
 
-def _sql_batch(source: Source) -> Batch:
+def _sql_batch(source: Source, limit: int | None = None) -> Batch:
     import sqlalchemy as sa
 
     assert source.sql is not None
@@ -111,7 +118,13 @@ def _sql_batch(source: Source) -> Batch:
     engine = sa.create_engine(sql.resolved_url())
     try:
         with engine.connect() as connection:
-            if sql.table is not None:
+            if limit is not None:
+                # The dialect writes the LIMIT (or TOP, FETCH FIRST), so only the head crosses the network.
+                query = str(sql.query).strip().rstrip(";")
+                rows = sa.table(sql.table) if sql.table is not None else sa.text(f"({query}) AS driftline_head")
+                statement = sa.select(sa.text("*")).select_from(rows).limit(limit)
+                frame = pd.read_sql_query(statement, connection)
+            elif sql.table is not None:
                 frame = pd.read_sql_table(sql.table, connection)
             else:
                 frame = pd.read_sql_query(sa.text(str(sql.query)), connection)
@@ -142,34 +155,409 @@ def combine(batches: list[Batch]) -> Batch:
     return Batch(origin=origin, frame=frame, fingerprint=fingerprint(frame))
 
 
-def quarantine(batch: Batch, model: str, root: Path, evidence: dict[str, Any]) -> Path:
+# -- the spec against the data: a declared column that no batch has is a spec error ---------------------------
+
+HEAD_ROWS = 1000  # enough rows to tell a column's type, few enough that `driftline check` reads any source fast
+
+
+@dataclass(frozen=True)
+class ColumnProblem:
+    """One declared column that the data lacks or holds with the wrong type."""
+
+    key: str  # the spec key that declares it: target, features.numeric, features.categorical, timestamp
+    column: str
+    expected: str
+    found: str
+    suggestion: str | None = None  # the closest column name found, for a missing column
+    hint: str | None = None  # what to change, for a wrong type
+
+    def describe(self) -> str:
+        if self.expected == "present":
+            close = f" (did you mean '{self.suggestion}'?)" if self.suggestion else ""
+            return f"{self.key}: column '{self.column}' is not in the data{close}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{self.key}: column '{self.column}' must be {self.expected} (got {self.found}){hint}"
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    """What ``check_head`` read from the head of a model's source and found as declared."""
+
+    origin: str
+    rows: int
+    columns: tuple[str, ...]
+    checked: tuple[tuple[str, str, str], ...]  # (spec key, column, dtype found) for every declared column
+
+    def summary(self) -> str:
+        return f"read {self.rows} rows of {self.origin}: {len(self.columns)} columns, {len(self.checked)} declared"
+
+
+def declared_columns(spec: ModelSpec) -> list[tuple[str, str]]:
+    """Every column the spec declares, with the key that declares it."""
+    keyed = [("target", spec.target)]
+    keyed += [("features.numeric", column) for column in spec.features.numeric]
+    keyed += [("features.categorical", column) for column in spec.features.categorical]
+    if spec.timestamp:
+        keyed.append(("timestamp", spec.timestamp))
+    return keyed
+
+
+def missing_columns(spec: ModelSpec, found: Sequence[str]) -> list[ColumnProblem]:
+    """The declared columns absent from ``found``, each with the closest column name as a suggestion."""
+    present = set(found)
+    problems = []
+    for key, column in declared_columns(spec):
+        if column in present:
+            continue
+        close = difflib.get_close_matches(column, list(found), n=1, cutoff=0.6)
+        problems.append(ColumnProblem(key, column, "present", "no such column", close[0] if close else None))
+    return problems
+
+
+def check_columns(spec: ModelSpec, batches: Sequence[Batch]) -> None:
+    """Raise SpecError if a column the spec declares is absent from every batch: the spec is wrong, not the data.
+
+    A column missing from some batches only is the data's problem: those batches fail validation and are
+    quarantined as usual. Call this before validating, so a misspelled target never quarantines a good batch.
+    """
+    if not batches:
+        return
+    found: dict[str, None] = {}  # every column of any batch, first-seen order
+    for batch in batches:
+        found.update(dict.fromkeys(batch.columns))
+    columns = list(found)
+    problems = missing_columns(spec, columns)
+    if problems:
+        where = (
+            batches[0].origin if len(batches) == 1 else f"none of the {len(batches)} batches ({batches[0].origin} …)"
+        )
+        raise SpecError(
+            _problems_message(spec, f"the spec declares columns the data lacks (in {where})", problems, columns)
+        )
+
+
+def _problems_message(spec: ModelSpec, what: str, problems: list[ColumnProblem], found: Sequence[str]) -> str:
+    lines = [f"{spec.label}: {what}:", *(f"  {problem.describe()}" for problem in problems)]
+    if any(problem.expected == "present" for problem in problems):
+        lines.append(f"  columns found: {', '.join(found)}")
+    lines.append(
+        f"  fix the spec's key (or the data, if it lost the column upstream), then check: driftline check {spec.name}"
+    )
+    return "\n".join(lines)
+
+
+def dtype_problems(spec: ModelSpec, frame: pd.DataFrame) -> list[ColumnProblem]:
+    """The declared columns whose values cannot be what the spec says they are.
+
+    Numeric features must be numeric or bool, a regression target numeric, a timestamp a datetime (or text that
+    parses as one). A column that is null in every row read says nothing about its type and is left to the suite.
+    """
+    problems = []
+    for key, column in declared_columns(spec):
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        present = values.dropna()
+        if present.empty:
+            continue
+        if key == "features.numeric" and not _numeric(values):
+            hint = "declare it in features.categorical if it holds categories"
+            problems.append(ColumnProblem(key, column, "numeric or bool", _found(values), hint=hint))
+        elif (
+            key == "target"
+            and spec.task == "regression"
+            and (pd.api.types.is_bool_dtype(values) or not _numeric(values))
+        ):
+            hint = 'a classification spec (task = "classification") takes any label type'
+            problems.append(ColumnProblem(key, column, "numeric for a regression target", _found(values), hint=hint))
+        elif key == "timestamp" and not _datetime_like(values):
+            hint = (
+                "epoch numbers are ambiguous (seconds? milliseconds?): convert them to datetimes upstream"
+                if pd.api.types.is_numeric_dtype(values)
+                else "some values do not parse as dates: fix them upstream, or point timestamp at another column"
+            )
+            problems.append(
+                ColumnProblem(key, column, "a datetime, or text that parses as one", _found(values), hint=hint)
+            )
+    return problems
+
+
+def _numeric(values: pd.Series) -> bool:
+    import numbers
+
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    # SQL drivers hand back Decimals and nullable ints as objects: numbers all the same.
+    return bool(values.dtype == object) and all(isinstance(v, numbers.Number) for v in values.dropna())
+
+
+def _datetime_like(values: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    if pd.api.types.is_numeric_dtype(values):
+        return False  # epoch numbers could be seconds or milliseconds: guessing would misplace every row
+    try:
+        pd.to_datetime(values.dropna().astype(str), format="mixed")
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+def _found(values: pd.Series) -> str:
+    example = values.dropna().iloc[0]
+    return f"{values.dtype}, e.g. {example!r}"
+
+
+def read_head(spec: ModelSpec, rows: int = HEAD_ROWS) -> Batch:
+    """Read the first ``rows`` rows of the spec's source: of its first file, a SQL LIMIT, or a bundled dataset."""
+    source = spec.source
+    if source.path is not None:
+        pattern = spec.resolve(source.path)
+        files = expand(pattern)
+        if not files:
+            raise DataError(f"{pattern}: no files match (source.path in {spec.label})")
+        frame = _file_head(files[0], source.format, rows)
+        return Batch(origin=files[0], frame=frame, fingerprint=fingerprint(frame), path=files[0])
+    if source.sql is not None:
+        return _sql_batch(source, limit=rows)
+    batch = _sklearn_batch(str(source.sklearn), spec)
+    frame = batch.frame.head(rows)
+    return Batch(origin=batch.origin, frame=frame, fingerprint=fingerprint(frame))
+
+
+def check_head(spec: ModelSpec, rows: int = HEAD_ROWS) -> HeadCheck:
+    """Read the head of the spec's source; raise SpecError naming every missing column and wrong type."""
+    head = read_head(spec, rows)
+    problems = missing_columns(spec, head.columns) + dtype_problems(spec, head.frame)
+    if problems:
+        what = f"the data does not match the spec (first {head.rows} rows of {head.origin})"
+        raise SpecError(_problems_message(spec, what, problems, head.columns))
+    checked = tuple((key, column, str(head.frame[column].dtype)) for key, column in declared_columns(spec))
+    return HeadCheck(head.origin, head.rows, tuple(head.columns), checked)
+
+
+def _file_head(path: str, declared_format: str | None, rows: int) -> pd.DataFrame:
+    kind = _format_of(path, declared_format)
+    try:
+        if kind == "parquet":
+            import fsspec
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            with fsspec.open(path, "rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                # iter_batches decodes only the first row group's first pages, however large the file.
+                first = next(parquet.iter_batches(batch_size=rows), None)
+                table = pa.Table.from_batches([first]) if first is not None else parquet.schema_arrow.empty_table()
+                frame: pd.DataFrame = table.to_pandas()
+                return frame
+        tabs = path.lower().removesuffix(".gz").removesuffix(".zst").endswith(".tsv")
+        return pd.read_csv(path, sep="\t" if tabs else ",", nrows=rows)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except Exception as error:  # pandas/pyarrow raise many types for a damaged file; name the file once
+        raise DataError(f"{path}: cannot read as {kind}: {error}") from error
+
+
+# -- quarantine: keep a failed batch byte-identical, never lose or overwrite anything -------------------------
+
+SourceKind = Literal["source", "landing"]
+
+
+def quarantine(batch: Batch, model: str, root: Path, evidence: dict[str, Any], *, where: SourceKind = "source") -> Path:
     """Keep a failed batch byte-identical under ``root/<model>/<time>-<fingerprint>/`` with the evidence beside it.
 
-    A file batch is moved (so it is not picked up again and is never lost); rows read from SQL or a bundled
-    dataset are written as Parquet, since the source is not ours to change.
+    ``where="source"`` (the default, and the only safe one for a spec's source): the file is copied and left in
+    place, since it is the user's. ``where="landing"``: the file is moved out of the monitor's landing area, so
+    the next monitor run does not see it again. Rows read from SQL or a bundled dataset are written as Parquet.
+    ``validation.json`` records the kind, the origin path and the bytes' sha256, so replay can return the batch.
+    The same failure of the same bytes from the same source is kept once: a second run reuses the first copy.
     """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    folder = root / model / f"{stamp}-{batch.fingerprint[:12]}"
-    folder.mkdir(parents=True, exist_ok=False)
-    # The evidence is written first: if the move is interrupted the batch is still where it was, never lost.
-    record = {"origin": batch.origin, "fingerprint": batch.fingerprint, "rows": batch.rows, **evidence}
-    (folder / "validation.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    if batch.path is not None:
-        target = folder / Path(batch.path).name
+    record: dict[str, Any] = {
+        "origin": batch.origin,
+        "fingerprint": batch.fingerprint,
+        "rows": batch.rows,
+        "source_kind": where,
+        "origin_path": batch.path,
+    }
+    if batch.path is not None and where == "source":
+        earlier = _earlier_copy(root / model, record, batch.path, evidence)
+        if earlier is not None:
+            return earlier
+    folder = _new_folder(root / model, batch.fingerprint)
+    target = folder / (Path(batch.path).name if batch.path is not None else "batch.parquet")
+    stamp = {"file": target.name, "quarantined_at": datetime.now(UTC).isoformat()}
+    if batch.path is None:
+        batch.frame.to_parquet(target, index=False)
+        _write_json(
+            folder / "validation.json",
+            {**record, **stamp, "moved": False, "sha256": sha256_of(str(target)), **evidence},
+        )
+    elif where == "landing":
+        # The evidence is written first: if the move is interrupted, the batch is still where it was, never lost.
+        digest = sha256_of(batch.path)
+        _write_json(folder / "validation.json", {**record, **stamp, "moved": True, "sha256": digest, **evidence})
         _move(batch.path, target)
     else:
-        target = folder / "batch.parquet"
-        batch.frame.to_parquet(target, index=False)
+        # Copying loses nothing if interrupted (the source stays), so the record can carry the copy's own digest.
+        digest = _copy_exclusive(batch.path, target)
+        _write_json(folder / "validation.json", {**record, **stamp, "moved": False, "sha256": digest, **evidence})
     return target
 
 
+def read_record(folder: Path) -> dict[str, Any]:
+    """The ``validation.json`` of a quarantine folder."""
+    path = folder / "validation.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; this is not a quarantine folder") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON: {error}") from None
+
+
+def _earlier_copy(folder: Path, record: dict[str, Any], source: str, evidence: dict[str, Any]) -> Path | None:
+    """A kept copy of the same bytes from the same source with the same evidence, not replayed since.
+
+    A nightly run on a source the user has not fixed yet fails the same way every night: one copy is evidence
+    enough, and the alert points at the same folder each time.
+    """
+    if not folder.is_dir():
+        return None
+    evidence = json.loads(json.dumps(evidence, default=str))
+    wanted = {**record, **evidence}
+    for candidate in sorted(folder.glob(f"*-{record['fingerprint'][:12]}*"), reverse=True):
+        if (candidate / "replayed.json").exists() or not (candidate / "validation.json").is_file():
+            continue
+        try:
+            kept = read_record(candidate)
+        except DataError:
+            continue
+        target = candidate / str(kept.get("file"))
+        same = all(kept.get(key) == value for key, value in wanted.items()) and target.is_file()
+        if same and sha256_of(source) == kept.get("sha256"):
+            return target
+    return None
+
+
+def _new_folder(parent: Path, fingerprint: str) -> Path:
+    """A fresh folder named by time and fingerprint; never one that exists (a redelivered batch gets its own)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    for attempt in range(100):
+        folder = parent / f"{stamp}-{fingerprint[:12]}{f'-{attempt}' if attempt else ''}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise DataError(f"{parent}: cannot make a new quarantine folder for {fingerprint[:12]}")
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(value, indent=2, default=str), encoding="utf-8")
+    partial.replace(path)
+
+
+def _remote(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def _local(location: str) -> Path:
+    return Path(location.removeprefix("file://"))
+
+
+def sha256_of(location: str) -> str:
+    """The sha256 of a file's bytes, local or behind an fsspec URL."""
+    import fsspec
+
+    digest = hashlib.sha256()
+    with fsspec.open(location, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def exists(location: str) -> bool:
+    """Whether a file exists, local or behind an fsspec URL."""
+    if _remote(location):
+        import fsspec
+
+        fs, _, (path,) = fsspec.get_fs_token_paths(location)
+        return bool(fs.exists(path))
+    return _local(location).exists()
+
+
+def _copy_exclusive(source: str, target: Path) -> str:
+    """Copy ``source`` to a new local file ``target`` (never over an existing one); return the copy's sha256."""
+    import fsspec
+
+    digest = hashlib.sha256()
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with fsspec.open(source, "rb") as remote, open(partial, "xb") as local:
+            for chunk in iter(lambda: remote.read(1 << 20), b""):
+                digest.update(chunk)
+                local.write(chunk)
+            local.flush()
+            os.fsync(local.fileno())
+        # A hard link refuses an existing name: the copy appears whole and never replaces another file.
+        os.link(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return digest.hexdigest()
+
+
+def copy_to(source: Path, target: str) -> None:
+    """Copy a local file to ``target`` (local path or fsspec URL), refusing to replace anything there."""
+    if _remote(target):
+        import fsspec
+
+        fs, _, (path,) = fsspec.get_fs_token_paths(target)
+        if fs.exists(path):
+            raise DataError(f"{target}: a file is already there; nothing was copied")
+        fs.put_file(str(source), path)
+        return
+    local = _local(target)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    # The partial name starts with a dot, so a source glob like *.parquet does not pick up a half-written copy.
+    partial = local.with_name(f".{local.name}.driftline-partial")
+    try:
+        shutil.copyfile(source, partial)
+        try:
+            os.link(partial, local)
+        except FileExistsError:
+            raise DataError(f"{target}: a file is already there; nothing was copied") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def move_to(source: Path, target: str) -> None:
+    """Move a local file to ``target`` (local path or fsspec URL), refusing to replace anything there."""
+    if _remote(target):
+        copy_to(source, target)
+        source.unlink()
+        return
+    local = _local(target)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # Same file system: a hard link then an unlink is an atomic move that never replaces another file.
+        os.link(source, local)
+    except FileExistsError:
+        raise DataError(f"{target}: a file is already there; nothing was moved") from None
+    except OSError:
+        copy_to(source, target)  # across file systems
+    source.unlink()
+
+
 def _move(source: str, target: Path) -> None:
-    if "://" in source and not source.startswith("file://"):
+    """Move a landing file into quarantine (``target`` is new and local)."""
+    if _remote(source):
         import fsspec
 
         fs, _, (path,) = fsspec.get_fs_token_paths(source)
-        with fs.open(path, "rb") as remote, open(target, "wb") as local:
-            shutil.copyfileobj(remote, local)
+        _copy_exclusive(source, target)
         fs.rm(path)
     else:
         shutil.move(source.removeprefix("file://"), target)

@@ -68,7 +68,8 @@ batches = sa.Table(
     sa.Column("model", sa.String(200), primary_key=True),
     sa.Column("fingerprint", sa.String(64), primary_key=True),
     sa.Column("origin", sa.Text, nullable=False),
-    # processing, accepted, quarantined; or window: a live-traffic window's profile (fingerprint window:<v>:<start>)
+    # processing, accepted, quarantined, replayed (released by `driftline replay`: the next claim takes it); or
+    # window: a live-traffic window's profile (fingerprint window:<v>:<start>)
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("stored_path", sa.Text),
     sa.Column("rows", sa.Integer),
@@ -363,7 +364,8 @@ class Registry:
     def claim_batch(self, model: str, fingerprint: str, origin: str, stale_after_s: float = 3600.0) -> bool:
         """Claim a batch for processing; False if it was processed, or is being processed, by another run.
 
-        A claim left in 'processing' for longer than ``stale_after_s`` (a crashed run) can be taken over.
+        A claim left in 'processing' for longer than ``stale_after_s`` (a crashed run) can be taken over, and so can
+        a batch released by a replay.
         """
         now = _now()
         try:
@@ -377,22 +379,40 @@ class Registry:
         except sa.exc.IntegrityError:
             pass
         existing = self.batch(model, fingerprint)
-        if existing is None or existing.status != "processing":
+        if existing is None or existing.status not in ("processing", "replayed"):
             return False
-        if (now - existing.claimed_at).total_seconds() < stale_after_s:
+        if existing.status == "processing" and (now - existing.claimed_at).total_seconds() < stale_after_s:
             return False
         with self.engine.begin() as connection:
+            # Compare-and-set on the row as read: of two runs taking over the same batch, one wins.
             taken = connection.execute(
                 batches.update()
                 .where(
                     batches.c.model == model,
                     batches.c.fingerprint == fingerprint,
-                    batches.c.status == "processing",
+                    batches.c.status == existing.status,
                     batches.c.claimed_at == existing.claimed_at,
                 )
-                .values(claimed_at=now, origin=origin)
+                .values(claimed_at=now, origin=origin, status="processing", processed_at=None)
             )
         return bool(taken.rowcount == 1)
+
+    def release_batch(self, model: str, fingerprint: str) -> bool:
+        """Let a quarantined batch be claimed again (after a replay); False if it is not quarantined here.
+
+        The row stays, marked ``replayed``, so the registry still shows the batch was quarantined once.
+        """
+        with self.engine.begin() as connection:
+            released = connection.execute(
+                batches.update()
+                .where(
+                    batches.c.model == model,
+                    batches.c.fingerprint == fingerprint,
+                    batches.c.status == "quarantined",
+                )
+                .values(status="replayed", processed_at=_now())
+            )
+        return bool(released.rowcount == 1)
 
     def finish_batch(self, model: str, fingerprint: str, **values: Any) -> None:
         """Record the outcome of a claimed batch (status, stored path, drift, report...)."""
