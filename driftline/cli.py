@@ -201,8 +201,17 @@ def lineage(
 
 
 @app.command()
-def check(model: Annotated[str, typer.Argument(help="model name")]) -> None:
-    """Validate MODEL's spec and expectation suite without running anything."""
+def check(
+    model: Annotated[str, typer.Argument(help="model name")],
+    no_data: Annotated[
+        bool, typer.Option("--no-data", help="check the spec and suite only, without reading the source")
+    ] = False,
+) -> None:
+    """Check MODEL's spec and suite, then the head of its source: declared columns, the target, their types.
+
+    Reads at most the first 1000 rows (of the first file, or through a SQL LIMIT); needs no Prefect server.
+    """
+    from driftline.data import HEAD_ROWS, check_head
     from driftline.modeling import pipeline
     from driftline.spec import load_spec
     from driftline.validation import load_suite
@@ -211,12 +220,19 @@ def check(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         spec = load_spec(model)
         pipeline(spec)
         suite = load_suite(spec.suite_path)
+        head = None if no_data else check_head(spec, HEAD_ROWS)
     except DriftlineError as error:
         raise _fail(error) from None
     typer.echo(
         f"{spec.label}: ok ({spec.task}, {spec.estimator.kind}, {len(spec.features.columns)} features; "
         f"{spec.suite_path.name}: {len(suite.expectations)} expectations)"
     )
+    if head is None:
+        typer.echo("  data: not read (--no-data)")
+        return
+    typer.echo(f"  data: {head.summary()}; every declared column present with a usable type:")
+    for key, column, dtype in head.checked:
+        typer.echo(f"    {key:<22} {column:<24} {dtype}")
 
 
 @app.command()
@@ -456,7 +472,11 @@ def replay(
     model: Annotated[str, typer.Argument(help="model name")],
     batch: Annotated[str, typer.Argument(help="quarantine folder name (or its start, or the batch fingerprint's)")],
 ) -> None:
-    """Re-validate a quarantined batch with the current suite; if it passes, put it back in the landing area."""
+    """Re-validate a quarantined batch with the current suite; if it passes, return it to where it came from.
+
+    A landing batch moves back to its landing path; a source batch goes back only if its source file is gone (it
+    was never moved). The registry then lets the monitor score it. Nothing is written over a file that is there.
+    """
     from driftline.oncall import replay as replay_batch
     from driftline.spec import load_spec
 
@@ -464,13 +484,15 @@ def replay(
         done = replay_batch(load_spec(model), batch)
     except DriftlineError as error:
         raise _fail(error) from None
-    if done.landed is None:
+    if not done.passes:
         typer.echo(
             f"{model}: {done.folder.name} still fails; it stays in quarantine\n{done.report.summary()}", err=True
         )
         raise typer.Exit(code=1)
-    typer.echo(f"{model}: {done.folder.name} passes {done.report.suite} now; moved to {done.landed}")
-    typer.echo(f"  the next monitor run picks it up (now: driftline monitor {model})")
+    typer.echo(f"{model}: {done.folder.name} passes {done.report.suite} now; {done.describe()}")
+    if done.released:
+        typer.echo("  registry: its quarantined claim is released, so it is scored, not filed as a duplicate")
+    typer.echo(f"  {done.next_step(model)}")
 
 
 @app.command()

@@ -67,14 +67,15 @@ def test_bad_override_is_an_error_not_a_traceback(project: Project) -> None:
 
 
 def test_check_validates_spec_and_suite(project: Project) -> None:
-    result = runner.invoke(app, ["check", "fraud"])
+    # The data side of `check` is tested in tests/test_check.py; --no-data checks the spec and suite alone.
+    result = runner.invoke(app, ["check", "fraud", "--no-data"])
     assert result.exit_code == 0, result.output
-    assert "22 expectations" in result.output
+    assert "22 expectations" in result.output and "data: not read (--no-data)" in result.output
     suite = project.root / "expectations" / "fraud.json"
     suite.write_text(
         suite.read_text().replace("expect_column_values_to_not_be_null", "expect_column_values_to_not_be_nul", 1)
     )
-    broken = runner.invoke(app, ["check", "fraud"])
+    broken = runner.invoke(app, ["check", "fraud", "--no-data"])
     assert broken.exit_code == 1
     assert "fraud.json: 22 expectations in the file but GX loaded 21" in broken.output
     assert "expectations[10] (expect_column_values_to_not_be_nul): unknown expectation type" in broken.output
@@ -118,3 +119,37 @@ def test_drift_and_backtest_read_the_stored_batches(project: Project) -> None:
     # Defaults: 1 of 1 with a 60-minute cooldown; these batches arrive within a second, so only the first asks.
     assert "5 batches and traffic windows replayed; the policy would have requested 1 retrain(s)" in replay.output
     assert replay.output.count("skipped_cooldown") == 2
+
+
+def test_replay_says_where_the_batch_went_and_what_runs_next(project: Project) -> None:
+    from driftline import data
+    from driftline.examples.fraud import generate
+    from driftline.settings import get_settings
+    from driftline.spec import load_spec
+
+    landing = project.fraud_data / "landing" / "late.parquet"
+    source = project.write_fraud_batch("batch-0001.parquet", generate(200, 1))
+    folders = {}
+    for path, where in [(landing, "landing"), (source, "source")]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate(200, 1 if where == "source" else 2).to_parquet(path, index=False)
+        (batch,) = data.load_source(load_spec("fraud"), str(path))
+        if where == "landing":
+            open_registry().claim_batch("fraud", batch.fingerprint, str(path))
+        kept = data.quarantine(batch, "fraud", get_settings().quarantine_dir, {}, where=where)  # type: ignore[arg-type]
+        if where == "landing":
+            open_registry().finish_batch("fraud", batch.fingerprint, status="quarantined")
+        folders[where] = kept.parent.name
+
+    moved = runner.invoke(app, ["replay", "fraud", folders["landing"]])
+    assert moved.exit_code == 0, moved.output
+    assert f"moved back to the landing area: {landing}" in moved.output
+    assert "claim is released" in moved.output and "now: driftline monitor fraud" in moved.output
+
+    stayed = runner.invoke(app, ["replay", "fraud", folders["source"]])
+    assert stayed.exit_code == 0, stayed.output
+    assert f"{source} still holds the same bytes: nothing moved" in stayed.output
+    assert "now: driftline train fraud" in stayed.output
+
+    again = runner.invoke(app, ["replay", "fraud", folders["source"]])
+    assert again.exit_code == 1 and "already replayed" in again.output and "Traceback" not in again.output

@@ -1,13 +1,15 @@
-"""Rollback through the registry's compare-and-set, and replay of quarantined batches."""
+"""Rollback through the registry's compare-and-set, and replay of quarantined batches to where they came from."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from driftline import data
+from driftline.data import SourceKind
 from driftline.errors import DriftlineError, PromotionConflict, StoreError
 from driftline.examples.fraud import generate
 from driftline.oncall import find_quarantined, previous_good, replay, rollback
@@ -71,31 +73,127 @@ def test_a_rollback_racing_a_promotion_loses_cleanly(project: Project, monkeypat
     assert [e.action for e in registry.ledger("fraud")] == ["promote", "promote", "promote"]  # no rollback entry
 
 
-def _quarantine(project: Project, corrupt: bool) -> str:
-    spec = load_spec("fraud")
-    path = project.write_fraud_batch("bad.parquet", generate(300, 5, corrupt=corrupt))
-    (batch,) = data.load_source(spec, str(path))
-    kept = data.quarantine(batch, "fraud", get_settings().quarantine_dir, {"validation": {}})
-    return kept.parent.name
+def _quarantine(path: Path, where: SourceKind, corrupt: bool = False, seed: int = 5) -> Path:
+    """Put a batch at ``path`` and quarantine it as the train (source) or monitor (landing) flow would.
+
+    The batch is clean unless ``corrupt``: say it was quarantined by a suite that has since been fixed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generate(300, seed, corrupt=corrupt).to_parquet(path, index=False)
+    (batch,) = data.load_source(load_spec("fraud"), str(path))
+    if where == "landing":  # the monitor claims a landing batch before validating it
+        registry = open_registry()
+        assert registry.claim_batch("fraud", batch.fingerprint, batch.origin)
+    kept = data.quarantine(batch, "fraud", get_settings().quarantine_dir, {"validation": {}}, where=where)
+    if where == "landing":
+        registry.finish_batch("fraud", batch.fingerprint, status="quarantined", stored_path=str(kept))
+    return kept
 
 
-def test_replay_puts_a_batch_that_passes_now_back_in_the_landing_area(project: Project) -> None:
-    folder = _quarantine(project, corrupt=False)  # say it was quarantined by a suite that has since been fixed
-    original = next(p for p in (get_settings().quarantine_dir / "fraud" / folder).iterdir() if p.suffix == ".parquet")
-    content = original.read_bytes()
-    done = replay(load_spec("fraud"), folder[:10])
-    assert done.landed is not None and done.landed.read_bytes() == content
-    assert done.landed.parent == project.root / "data" / "fraud" / "landing"
+def test_replay_moves_a_landing_batch_back_to_its_landing_path_and_the_monitor_may_claim_it(project: Project) -> None:
+    path = project.fraud_data / "landing" / "late.parquet"
+    kept = _quarantine(path, "landing")
+    content = kept.read_bytes()
+    fingerprint = data.read_record(kept.parent)["fingerprint"]
+    assert not path.exists() and not open_registry().claim_batch("fraud", fingerprint, str(path))
+
+    done = replay(load_spec("fraud"), kept.parent.name[:10])
+
+    assert (done.action, done.source_kind, done.origin) == ("moved_back", "landing", str(path))
+    assert path.read_bytes() == content and not kept.exists()
+    assert done.released
+    registry = open_registry()
+    assert registry.batch("fraud", fingerprint).status == "replayed"  # type: ignore[union-attr]
+    assert registry.claim_batch("fraud", fingerprint, str(path))  # scored next, not filed as a duplicate
+    assert not registry.claim_batch("fraud", fingerprint, str(path))  # and claimed once, as any batch
     note = json.loads((done.folder / "replayed.json").read_text())
-    assert note["to"] == str(done.landed)
+    assert (note["action"], note["to"], note["released"]) == ("moved_back", str(path), True)
     with pytest.raises(StoreError, match="already replayed"):
-        replay(load_spec("fraud"), folder)
+        replay(load_spec("fraud"), done.folder.name)
+
+
+def test_replay_refuses_to_overwrite_another_file_at_the_landing_path(project: Project) -> None:
+    path = project.fraud_data / "landing" / "late.parquet"
+    kept = _quarantine(path, "landing")
+    generate(100, 99).to_parquet(path, index=False)  # a new delivery under the same name
+    newer = path.read_bytes()
+
+    with pytest.raises(StoreError, match="a different file is in the landing area") as raised:
+        replay(load_spec("fraud"), kept.parent.name)
+
+    assert "driftline monitor fraud" in str(raised.value)
+    assert path.read_bytes() == newer and kept.is_file()
+    assert not (kept.parent / "replayed.json").exists()
+    fingerprint = data.read_record(kept.parent)["fingerprint"]
+    assert open_registry().batch("fraud", fingerprint).status == "quarantined"  # type: ignore[union-attr]
+
+
+def test_replay_of_a_source_batch_still_in_place_moves_and_duplicates_nothing(project: Project) -> None:
+    path = project.fraud_data / "batch-0001.parquet"
+    kept = _quarantine(path, "source")
+    before = (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns)
+    files = sorted(project.fraud_data.rglob("*"))
+
+    done = replay(load_spec("fraud"), kept.parent.name)
+
+    assert (done.action, done.source_kind, done.origin) == ("already_in_place", "source", str(path))
+    assert "still holds the same bytes: nothing moved" in done.describe()
+    assert "driftline train fraud" in done.next_step("fraud")
+    assert (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns) == before
+    assert sorted(project.fraud_data.rglob("*")) == files  # no second copy next to the user's file
+    assert kept.read_bytes() == before[0]  # the evidence stays in quarantine
+    assert json.loads((done.folder / "replayed.json").read_text())["action"] == "already_in_place"
+
+
+def test_replay_copies_a_source_batch_back_only_when_its_file_is_gone(project: Project) -> None:
+    path = project.fraud_data / "batch-0001.parquet"
+    kept = _quarantine(path, "source")
+    content = path.read_bytes()
+    path.unlink()
+
+    done = replay(load_spec("fraud"), kept.parent.name)
+
+    assert done.action == "copied_back"
+    assert path.read_bytes() == content and kept.read_bytes() == content
+    assert not path.samefile(kept)
+    assert [p.name for p in project.fraud_data.iterdir()] == ["batch-0001.parquet"]  # no partial file left
+
+
+def test_replay_refuses_when_the_source_file_changed_and_says_what_to_do(project: Project) -> None:
+    path = project.fraud_data / "batch-0001.parquet"
+    kept = _quarantine(path, "source", corrupt=True)
+    generate(300, 6).to_parquet(path, index=False)  # the user fixed the file in place
+    fixed = path.read_bytes()
+
+    with pytest.raises(StoreError, match="the source file has changed since it was quarantined") as raised:
+        replay(load_spec("fraud"), kept.parent.name)
+
+    assert "driftline train fraud" in str(raised.value)
+    assert path.read_bytes() == fixed and kept.is_file()
 
 
 def test_replay_of_a_batch_that_still_fails_keeps_it_quarantined(project: Project) -> None:
-    folder = _quarantine(project, corrupt=True)
-    done = replay(load_spec("fraud"), folder)
-    assert done.landed is None and not done.report.success
-    assert [p.suffix for p in done.folder.iterdir() if p.suffix == ".parquet"] == [".parquet"]
+    path = project.fraud_data / "landing" / "bad.parquet"
+    kept = _quarantine(path, "landing", corrupt=True)
+    done = replay(load_spec("fraud"), kept.parent.name)
+    assert done.action == "still_fails" and not done.passes and not done.report.success
+    assert kept.is_file() and not path.exists()
+    assert not (done.folder / "replayed.json").exists()
+    fingerprint = data.read_record(kept.parent)["fingerprint"]
+    assert open_registry().batch("fraud", fingerprint).status == "quarantined"  # type: ignore[union-attr]
     with pytest.raises(StoreError, match="no quarantined batch matches 'nothing'"):
         find_quarantined(load_spec("fraud"), "nothing")
+
+
+def test_replay_of_an_older_record_infers_its_origin_from_the_landing_glob(project: Project) -> None:
+    path = project.fraud_data / "landing" / "old.parquet"
+    kept = _quarantine(path, "landing")
+    record = data.read_record(kept.parent)
+    for key in ("source_kind", "origin_path", "moved", "sha256", "file"):  # what records held before
+        record.pop(key)
+    (kept.parent / "validation.json").write_text(json.dumps(record))
+
+    done = replay(load_spec("fraud"), kept.parent.name)
+
+    assert (done.action, done.source_kind) == ("moved_back", "landing")
+    assert path.is_file() and not kept.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -93,21 +94,26 @@ def test_train_promotes_rejects_and_quarantines(project: Project, prefect_server
     (rejected,) = _events(prefect_server, state.state_details.flow_run_id, expected=1)
     assert rejected["event"] == "driftline.model.rejected"
 
-    # 3. A corrupt batch lands: quarantined byte-identical, the flow fails naming file/column/expectation.
+    # 3. A corrupt batch lands in the source: a byte-identical copy is quarantined, the user's file stays where it
+    #    is, unchanged, and the flow fails naming file/column/expectation and saying the file was left in place.
     corrupt = project.write_fraud_batch("batch-3.parquet", generate(2500, 3, corrupt=True))
     original = corrupt.read_bytes()
     state = train(model="fraud", return_state=True)
     assert state.is_failed()
     message = str(state.message)
     assert "batch-3.parquet" in message and "'amount'" in message and "expect_column_values_to_be_between" in message
-    assert not corrupt.exists()
+    assert f"{corrupt} is left in place" in message
+    assert corrupt.read_bytes() == original
     (kept,) = (project.state / "quarantine" / "fraud").glob("*/batch-3.parquet")
-    assert kept.read_bytes() == original
-    assert (kept.parent / "validation.json").is_file()
+    assert kept.read_bytes() == original and not kept.samefile(corrupt)
+    evidence = json.loads((kept.parent / "validation.json").read_text())
+    assert (evidence["source_kind"], evidence["origin_path"], evidence["moved"]) == ("source", str(corrupt), False)
     assert registry.champion("fraud").version == first.version  # type: ignore[union-attr]
     (failed,) = _events(prefect_server, state.state_details.flow_run_id, expected=1)
     assert failed["event"] == "driftline.validation.failed"
     assert failed["payload"]["quarantined"] == str(kept)
+    assert failed["payload"]["left_in_place"] is True
+    corrupt.unlink()  # the user removes their bad file: it is theirs to remove, never driftline's
 
     # 4. With the bad batch gone, the next run trains on the clean ones again (nothing blocks the loop).
     state = train(model="fraud", return_state=True)

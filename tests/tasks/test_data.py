@@ -1,7 +1,12 @@
-"""Loading, fingerprinting and quarantining batches: content hashes, sorted files, every source kind, no lost bytes."""
+"""Loading, fingerprinting, checking and quarantining batches: content hashes, every source kind, no lost bytes.
+
+A spec's source file is never moved (a failing one is copied); only landing files move; absent columns are spec
+errors.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,11 +18,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.data import fingerprint
-from driftline.errors import DataError
+from driftline.data import Batch, fingerprint
+from driftline.errors import DataError, SpecError
 from driftline.examples.fraud import generate
 from driftline.spec import load_spec
-from tasks.data import load_batches, quarantine_batch
+from tasks.data import check_columns, kept_message, load_batches, quarantine_batch
 from tests.conftest import REPO, Project
 
 
@@ -162,34 +167,151 @@ def test_load_batches_reads_a_sql_query(project: Project, sqlite_url: str) -> No
     assert set(batch.frame["is_fraud"]) == {1}
 
 
-def test_quarantine_moves_a_failed_file_batch_byte_identical(project: Project) -> None:
+def _failing(project: Project, name: str = "batch-0007.parquet", seed: int = 7) -> tuple[Path, Batch, Any]:
     from tasks.validation import validate_batch
 
-    path = project.write_fraud_batch("batch-0007.parquet", generate(400, seed=7, corrupt=True))
-    arrived = path.read_bytes()
+    path = project.write_fraud_batch(name, generate(400, seed=seed, corrupt=True))
     spec = load_spec("fraud")
-    (batch,) = load_batches.fn(spec)
+    (batch,) = load_batches.fn(spec, str(path))
     report = validate_batch.fn(batch, spec)
     assert not report.success
+    return path, batch, report
+
+
+def test_a_failing_source_file_is_copied_byte_identical_and_left_in_place(project: Project) -> None:
+    path, batch, report = _failing(project)
+    arrived = path.read_bytes()
+    spec = load_spec("fraud")
 
     kept = quarantine_batch.fn(batch, report, spec)
 
-    assert not path.exists()
-    assert kept.name == path.name
+    assert path.read_bytes() == arrived  # the user's file: still there, unchanged
     assert kept.read_bytes() == arrived
+    assert kept.name == path.name
     assert kept.parent.parent == project.state / "quarantine" / "fraud"
     assert batch.fingerprint[:12] in kept.parent.name
+    assert not path.samefile(kept)  # a real copy: editing the source later cannot change the evidence
     evidence = json.loads((kept.parent / "validation.json").read_text())
-    assert evidence["origin"] == str(path)
+    assert evidence["origin"] == evidence["origin_path"] == str(path)
+    assert evidence["source_kind"] == "source" and evidence["moved"] is False
+    assert evidence["sha256"] == hashlib.sha256(arrived).hexdigest()
     assert evidence["fingerprint"] == batch.fingerprint
     assert evidence["rows"] == 400
     assert evidence["validation"]["success"] is False
     failed = {(o["column"], o["expectation"]) for o in evidence["validation"]["outcomes"] if not o["success"]}
     assert ("hour", "expect_column_values_to_be_between") in failed
     assert ("country", "expect_column_values_to_be_in_set") in failed
-    # Moved, not copied: the next run does not see the batch again.
-    with pytest.raises(DataError, match="no files match"):
-        load_batches.fn(spec)
+    # The next run still finds the source where the spec says it is.
+    assert [b.origin for b in load_batches.fn(spec)] == [str(path)]
+    assert "left in place" in kept_message(batch, kept, "source", "fraud")
+
+
+def test_a_failing_landing_file_is_moved_out_of_the_landing_area(project: Project) -> None:
+    from tasks.validation import validate_batch
+
+    landing = project.fraud_data / "landing"
+    landing.mkdir(parents=True)
+    path = landing / "incoming.parquet"
+    generate(300, seed=8, corrupt=True).to_parquet(path, index=False)
+    arrived = path.read_bytes()
+    spec = load_spec("fraud")
+    (batch,) = load_batches.fn(spec, spec.landing)
+    report = validate_batch.fn(batch, spec)
+
+    kept = quarantine_batch.fn(batch, report, spec, "landing")
+
+    assert not path.exists()
+    assert kept.read_bytes() == arrived
+    evidence = json.loads((kept.parent / "validation.json").read_text())
+    assert (evidence["source_kind"], evidence["origin_path"], evidence["moved"]) == ("landing", str(path), True)
+    assert evidence["sha256"] == hashlib.sha256(arrived).hexdigest()
+    assert "driftline replay fraud" in kept_message(batch, kept, "landing", "fraud")
+
+
+def test_a_redelivered_landing_file_of_the_same_name_never_overwrites_the_first(project: Project) -> None:
+    from tasks.validation import validate_batch
+
+    landing = project.fraud_data / "landing"
+    landing.mkdir(parents=True)
+    spec = load_spec("fraud")
+    kept = []
+    for seed in (9, 10):  # same name, different content
+        path = landing / "daily.parquet"
+        generate(200, seed=seed, corrupt=True).to_parquet(path, index=False)
+        arrived = path.read_bytes()
+        (batch,) = load_batches.fn(spec, str(path))
+        kept.append((quarantine_batch.fn(batch, validate_batch.fn(batch, spec), spec, "landing"), arrived))
+
+    (first, first_bytes), (second, second_bytes) = kept
+    assert first.parent != second.parent and first.name == second.name == "daily.parquet"
+    assert first.read_bytes() == first_bytes and second.read_bytes() == second_bytes
+
+
+def test_an_unchanged_failing_source_is_kept_once_and_a_changed_one_again(project: Project) -> None:
+    path, batch, report = _failing(project)
+    spec = load_spec("fraud")
+    first = quarantine_batch.fn(batch, report, spec)
+
+    again = quarantine_batch.fn(batch, report, spec)  # the nightly run on the same unfixed file
+
+    assert again == first
+    assert len(list((project.state / "quarantine" / "fraud").iterdir())) == 1
+
+    first_bytes = first.read_bytes()
+    generate(400, seed=70, corrupt=True).to_parquet(path, index=False)  # the same name, new bytes
+    (changed,) = load_batches.fn(spec, str(path))
+    from tasks.validation import validate_batch
+
+    second = quarantine_batch.fn(changed, validate_batch.fn(changed, spec), spec)
+    assert second.parent != first.parent
+    assert first.read_bytes() == first_bytes and second.read_bytes() == path.read_bytes()
+
+
+def test_a_misspelled_target_is_a_spec_error_naming_the_file_key_and_columns(project: Project) -> None:
+    project.write_fraud_batch("batch-0001.parquet", generate(200, seed=1))
+    project.write_fraud_batch("batch-0002.parquet", generate(200, seed=2))
+    spec = load_spec("fraud", {"target": "is_frad"})
+    batches = load_batches.fn(spec)
+
+    with pytest.raises(SpecError) as raised:
+        check_columns.fn(spec, batches)
+
+    message = str(raised.value)
+    assert str(project.root / "deployments" / "fraud.toml") in message
+    assert "target: column 'is_frad' is not in the data (did you mean 'is_fraud'?)" in message
+    assert "none of the 2 batches" in message
+    assert "columns found: transaction_id, amount, merchant_category" in message
+    assert not (project.state / "quarantine").exists()  # the spec is wrong, not a batch: nothing quarantined
+
+
+def test_every_missing_declared_column_is_named_with_its_key(project: Project) -> None:
+    frame = generate(200, seed=3).drop(columns=["distance_km", "country", "event_time"])
+    project.write_fraud_batch("batch-0001.parquet", frame)
+    spec = load_spec("fraud")
+
+    with pytest.raises(SpecError) as raised:
+        check_columns.fn(spec, load_batches.fn(spec))
+
+    message = str(raised.value)
+    assert "features.numeric: column 'distance_km' is not in the data" in message
+    assert "features.categorical: column 'country' is not in the data" in message
+    assert "timestamp: column 'event_time' is not in the data" in message
+    assert "target:" not in message
+
+
+def test_a_column_missing_from_one_batch_only_is_that_batch_s_problem(project: Project) -> None:
+    from tasks.validation import validate_batch
+
+    project.write_fraud_batch("batch-0001.parquet", generate(200, seed=1))
+    project.write_fraud_batch("batch-0002.parquet", generate(200, seed=2).drop(columns=["amount"]))
+    spec = load_spec("fraud")
+    batches = load_batches.fn(spec)
+
+    check_columns.fn(spec, batches)  # not a spec error: one batch has the column
+
+    reports = [validate_batch.fn(batch, spec) for batch in batches]
+    assert [report.success for report in reports] == [True, False]
+    assert "amount" in {o.column for o in reports[1].failures}
 
 
 def test_quarantine_writes_a_non_file_batch_as_parquet(project: Project) -> None:
@@ -204,6 +326,8 @@ def test_quarantine_writes_a_non_file_batch_as_parquet(project: Project) -> None
     kept = quarantine_batch.fn(batch, report, spec)
 
     assert kept.name == "batch.parquet"
+    record = json.loads((kept.parent / "validation.json").read_text())
+    assert (record["source_kind"], record["origin_path"], record["moved"]) == ("source", None, False)
     assert kept.parent.parent == project.state / "quarantine" / "breast_cancer"
     written = pd.read_parquet(kept)
     pd.testing.assert_frame_equal(written, batch.frame)

@@ -253,6 +253,32 @@ def test_a_batch_is_claimed_once_and_a_stale_claim_can_be_taken_over(registry: R
     assert [b.fingerprint for b in registry.batches(MODEL, status="accepted")] == ["f" * 64]
 
 
+def test_a_replayed_batch_can_be_claimed_again_once(registry: Registry) -> None:
+    fingerprint = "d" * 64
+    assert registry.claim_batch(MODEL, fingerprint, "landing/a.parquet")
+    assert not registry.release_batch(MODEL, fingerprint)  # being processed: not the replay's to release
+    registry.finish_batch(MODEL, fingerprint, status="quarantined", stored_path="q/a.parquet")
+    assert not registry.claim_batch(MODEL, fingerprint, "landing/a.parquet", stale_after_s=0)  # a duplicate now
+
+    assert registry.release_batch(MODEL, fingerprint)
+    record = registry.batch(MODEL, fingerprint)
+    assert record is not None and record.status == "replayed"
+    assert not registry.release_batch(MODEL, fingerprint)  # released once
+
+    assert registry.claim_batch(MODEL, fingerprint, "landing/a.parquet")
+    claimed = registry.batch(MODEL, fingerprint)
+    assert claimed is not None and claimed.status == "processing" and claimed.processed_at is None
+    assert not registry.claim_batch(MODEL, fingerprint, "landing/a.parquet")  # one monitor run gets it
+
+
+def test_an_accepted_batch_is_never_released(registry: Registry) -> None:
+    assert registry.claim_batch(MODEL, "c" * 64, "a.parquet")
+    registry.finish_batch(MODEL, "c" * 64, status="accepted")
+    assert not registry.release_batch(MODEL, "c" * 64)
+    assert not registry.release_batch(MODEL, "0" * 64)  # unknown
+    assert not registry.claim_batch(MODEL, "c" * 64, "a.parquet", stale_after_s=0)
+
+
 def test_a_lease_has_one_holder_until_released_or_expired(registry: Registry) -> None:
     assert registry.acquire("retrain:fraud", "run-1", ttl_s=60) is not None
     assert registry.acquire("retrain:fraud", "run-2", ttl_s=60) is None
