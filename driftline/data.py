@@ -551,6 +551,40 @@ def move_to(source: Path, target: str) -> None:
     source.unlink()
 
 
+def new_file(folder: Path, name: str) -> Path:
+    """Reserve a new, empty file named ``name`` in ``folder`` (``stem-2.ext``, … if taken); never an existing one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, dot, suffix = name.partition(".")
+    for attempt in range(1, 1000):
+        candidate = folder / (name if attempt == 1 else f"{stem}-{attempt}{dot}{suffix}")
+        try:
+            candidate.open("xb").close()
+        except FileExistsError:
+            continue
+        return candidate
+    raise DataError(f"{folder}: no free name for {name}")
+
+
+def move_new(source: str, folder: Path, name: str) -> Path:
+    """Move a file (local or fsspec URL) into ``folder`` under ``name``, or a free variant of it; return where."""
+    target = new_file(folder, name)
+    if _remote(source):
+        import fsspec
+
+        fs, _, (path,) = fsspec.get_fs_token_paths(source)
+        target.unlink()  # the reservation: _copy_exclusive creates the name itself, refusing to replace
+        _copy_exclusive(source, target)
+        fs.rm(path)
+    else:
+        # os.replace over our own empty reservation: the name was free a moment ago and is ours alone now.
+        try:
+            os.replace(_local(source), target)
+        except OSError:
+            shutil.copyfile(_local(source), target)  # across file systems
+            _local(source).unlink()
+    return target
+
+
 def _move(source: str, target: Path) -> None:
     """Move a landing file into quarantine (``target`` is new and local)."""
     if _remote(source):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from prefect import task
@@ -64,16 +63,13 @@ def _archive_dir(spec: ModelSpec) -> Path:
 def archive_batch(spec: ModelSpec, batch: Batch, duplicate: bool = False) -> str:
     """Move a processed batch out of the landing area, byte-identical, into the state directory's history."""
     folder = _archive_dir(spec) / ("duplicates" if duplicate else "")
-    folder.mkdir(parents=True, exist_ok=True)
     name = Path(batch.path or "batch.parquet").name
-    target = folder / f"{batch.fingerprint[:16]}-{name}"
+    # A redelivered file of the same name and content gets a name of its own: an earlier copy is never replaced.
     if batch.path is None:
+        target = data.new_file(folder, f"{batch.fingerprint[:16]}-{name}")
         batch.frame.to_parquet(target, index=False)
-    elif "://" in batch.path and not batch.path.startswith("file://"):
-        data._move(batch.path, target)
-    else:
-        shutil.move(batch.path.removeprefix("file://"), target)
-    return str(target)
+        return str(target)
+    return str(data.move_new(batch.path, folder, f"{batch.fingerprint[:16]}-{name}"))
 
 
 @task(name="decide-retrain", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)

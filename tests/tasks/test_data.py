@@ -335,3 +335,23 @@ def test_quarantine_writes_a_non_file_batch_as_parquet(project: Project) -> None
     evidence = json.loads((kept.parent / "validation.json").read_text())
     assert evidence["origin"] == "sklearn:breast_cancer"
     assert evidence["validation"]["outcomes"][0]["column"] == "mean_radius"
+
+
+def test_archiving_a_redelivered_duplicate_never_replaces_the_earlier_one(project: Project) -> None:
+    from tasks.monitoring import archive_batch
+
+    landing = project.fraud_data / "landing"
+    landing.mkdir(parents=True)
+    spec = load_spec("fraud")
+    kept = []
+    for compression in ("snappy", "gzip"):  # the same rows delivered twice: same fingerprint, different bytes
+        path = landing / "daily.parquet"
+        generate(100, seed=4).to_parquet(path, index=False, compression=compression)
+        arrived = path.read_bytes()
+        (batch,) = load_batches.fn(spec, str(path))
+        kept.append((Path(archive_batch.fn(spec, batch, duplicate=True)), arrived))
+        assert not path.exists()
+
+    (first, first_bytes), (second, second_bytes) = kept
+    assert first != second and first.parent == second.parent
+    assert first.read_bytes() == first_bytes and second.read_bytes() == second_bytes
