@@ -3,7 +3,7 @@
 SHELL := bash
 UV ?= uv
 
-.PHONY: help install demo test test-fast lint format server-start server-stop clean
+.PHONY: help install demo demo-stop test test-fast lint format server-start server-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-13s %s\n", $$1, $$2}'
@@ -12,8 +12,13 @@ install: ## Install driftline and its pinned dependencies (uv.lock) into .venv
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
-demo: install ## Run the whole loop on synthetic fraud data against a managed local Prefect server
+DEMO_SERVER_HOME := .driftline/demo/prefect
+
+demo: install ## Run the whole loop on synthetic fraud data, on the demo's own Prefect server (port 4300, kept)
 	$(UV) run driftline demo
+
+demo-stop: ## Stop the demo's Prefect server (.driftline/demo/prefect)
+	$(UV) run driftline server stop --home $(DEMO_SERVER_HOME)
 
 test: install ## Run every test, integration tests against real servers included
 	$(UV) run pytest
@@ -36,6 +41,7 @@ server-start: install ## Start the managed Prefect server (.driftline/prefect) a
 server-stop: ## Stop the managed Prefect server
 	$(UV) run driftline server stop
 
-clean: ## Remove local state (.driftline/) and caches; stops the managed server first
+clean: ## Remove local state (.driftline/) and caches; stops the managed and the demo's servers first
 	-$(UV) run driftline server stop
+	-$(UV) run driftline server stop --home $(DEMO_SERVER_HOME)
 	rm -rf .driftline .pytest_cache .mypy_cache .ruff_cache

@@ -1,23 +1,26 @@
 """On-call automations on the Prefect server, made from a model's spec (``driftline deploy``).
 
-One automation per alert kind in ``notify.alerts``, named ``driftline/<model>/<kind>`` and tagged
-``driftline-model:<model>``, each sending through every block in ``notify.blocks``:
+One automation per alert kind in ``notify.alerts``, named ``driftline/<project>/<model>/<kind>`` and tagged
+``driftline-project:<project>`` and ``driftline-model:<model>``, each sending through every block in
+``notify.blocks``. Each matches only its own project's events and runs, so projects can share a server:
 
-- driftline's own events (validation failed, drift detected, model rejected, promoted, rolled back): the message
-  is the alert the event carries (``payload.alert``); the trigger fires once per dedupe key
-  (``driftline.alert-key``) per ``notify.dedupe_minutes`` — Prefect's reactive triggers fire on the first
-  matching event and then wait out the window;
-- ``run_failed``: a ``train-``, ``monitor-`` or ``retrain-<model>`` flow run that Failed or Crashed, except a
-  failure the validation alert already reports (a ``DataValidationError``), once per run name per window;
+- driftline's own events (validation failed, drift detected, model rejected, promoted, rolled back) about
+  ``driftline.model.<project>.<model>``: the message is the alert the event carries (``payload.alert``); the
+  trigger fires once per dedupe key (``driftline.alert-key``) per ``notify.dedupe_minutes`` — Prefect's reactive
+  triggers fire on the first matching event and then wait out the window;
+- ``run_failed``: a ``train-``, ``monitor-`` or ``retrain-<model>`` flow run tagged ``driftline-project:<project>``
+  that Failed or Crashed, except a failure the validation alert already reports (a ``DataValidationError``), once
+  per run name per window. Deployment runs carry the tag; a flow called directly needs ``events.run_tags()``;
 - ``heartbeat``: the dead-man's switch, a proactive trigger that fires when no ``driftline.monitor.ran`` event has
-  arrived for the model in ``notify.heartbeat_minutes``.
+  arrived for the project's model in ``notify.heartbeat_minutes``.
 
-Deploying replaces the model's automations, so the spec is the whole truth. Webhook URLs and tokens live in the
-notification blocks, never in the spec.
+Deploying replaces the model's automations in this project only, so the spec is the whole truth and other projects'
+automations stay. Webhook URLs and tokens live in the notification blocks, never in the spec.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -30,11 +33,13 @@ from driftline.spec import ModelSpec, heartbeat_minutes
 EVENT_ALERTS = {
     "validation_failed": events.VALIDATION_FAILED,
     "drift_detected": events.DRIFT_DETECTED,
+    "drift_undecided": events.DRIFT_UNDECIDED,
     "model_rejected": events.MODEL_REJECTED,
     "model_promoted": events.MODEL_PROMOTED,
     "rolled_back": events.MODEL_ROLLED_BACK,
 }
 FLOWS = ("train", "monitor", "retrain")
+_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,22 @@ class Deployed:
 
 def model_tag(model: str) -> str:
     return f"driftline-model:{model}"
+
+
+def automation_name(project: str, model: str, kind: str) -> str:
+    return f"driftline/{project}/{model}/{kind}"
+
+
+def _replaces(tags: list[str], project: str, model: str) -> bool:
+    """Whether ``driftline deploy`` of this project's model replaces an automation with these tags.
+
+    Besides its own, it removes the model's automations from before projects had ids (no project tag): they match
+    every project's runs and would page for all of them.
+    """
+    if model_tag(model) not in tags:
+        return False
+    projects = [tag for tag in tags if tag.startswith(events.PROJECT_TAG_PREFIX)]
+    return not projects or events.project_tag(project) in projects
 
 
 def resolve_blocks(spec: ModelSpec) -> list[UUID]:
@@ -72,12 +93,14 @@ def resolve_blocks(spec: ModelSpec) -> list[UUID]:
     return ids
 
 
-def plan(spec: ModelSpec, block_ids: list[UUID]) -> list[Any]:
-    """The automations the spec asks for (``AutomationCore`` objects), not yet created."""
+def plan(spec: ModelSpec, block_ids: list[UUID], project: str | None = None) -> list[Any]:
+    """The automations the spec asks for in the project (``AutomationCore`` objects), not yet created."""
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
     model = spec.name
+    project = project or events.current_project()
+    resource_id = events.model_resource_id(model, project)
     window = timedelta(minutes=spec.notify.dedupe_minutes)
     planned = []
 
@@ -85,9 +108,9 @@ def plan(spec: ModelSpec, block_ids: list[UUID]) -> list[Any]:
         actions = [SendNotification(block_document_id=b, subject=subject, body=body) for b in block_ids]
         planned.append(
             AutomationCore(
-                name=f"driftline/{model}/{kind}",
-                description=description,
-                tags=["driftline", model_tag(model)],
+                name=automation_name(project, model, kind),
+                description=f"{description} (project {project})",
+                tags=["driftline", events.project_tag(project), model_tag(model)],
                 trigger=trigger,
                 actions=actions,
             )
@@ -97,7 +120,7 @@ def plan(spec: ModelSpec, block_ids: list[UUID]) -> list[Any]:
         if kind in EVENT_ALERTS:
             trigger = EventTrigger(
                 expect={EVENT_ALERTS[kind]},
-                match={"prefect.resource.id": events.model_resource_id(model)},
+                match={"prefect.resource.id": resource_id},
                 for_each={events.ALERT_KEY_LABEL},
                 posture=Posture.Reactive,
                 threshold=1,
@@ -119,6 +142,11 @@ def plan(spec: ModelSpec, block_ids: list[UUID]) -> list[Any]:
                     # The validation alert already says what broke, with the quarantined file.
                     "prefect.state-message": "!*DataValidationError*",
                 },
+                # Run names are the same in every project: the project's tag tells its runs apart.
+                match_related={
+                    "prefect.resource.role": "tag",
+                    "prefect.resource.id": events.project_tag_resource_id(project),
+                },
                 for_each={"prefect.resource.name"},
                 posture=Posture.Reactive,
                 threshold=1,
@@ -132,7 +160,7 @@ def plan(spec: ModelSpec, block_ids: list[UUID]) -> list[Any]:
                 continue  # no monitor schedule and no notify.heartbeat_minutes: nothing to expect
             trigger = EventTrigger(
                 expect={events.MONITOR_RAN},
-                match={"prefect.resource.id": events.model_resource_id(model)},
+                match={"prefect.resource.id": resource_id},
                 posture=Posture.Proactive,
                 threshold=1,
                 within=timedelta(minutes=minutes),
@@ -142,19 +170,30 @@ def plan(spec: ModelSpec, block_ids: list[UUID]) -> list[Any]:
     return planned
 
 
-def deploy(spec: ModelSpec) -> list[Deployed]:
-    """Replace the model's automations on the Prefect server with the ones its spec asks for."""
+def deploy(spec: ModelSpec, project: str | None = None) -> list[Deployed]:
+    """Replace the model's automations in this project on the Prefect server with the ones its spec asks for."""
     from prefect.client.orchestration import get_client
-
-    block_ids = resolve_blocks(spec)
-    planned = plan(spec, block_ids) if block_ids else []
     from prefect.client.schemas.sorting import AutomationSort
+    from prefect.events.filters import AutomationFilter, AutomationFilterTags
+
+    project = project or events.current_project()
+    block_ids = resolve_blocks(spec)
+    planned = plan(spec, block_ids, project) if block_ids else []
+    of_model = AutomationFilter(tags=AutomationFilterTags(all_=[model_tag(spec.name)]))
 
     with get_client(sync_client=True) as client:
-        # limit and sort given: the sync client's defaults (None) are refused by the server with a 422.
-        for existing in client.read_automations(sort=AutomationSort.CREATED_DESC, limit=200):
-            if model_tag(spec.name) in existing.tags:
-                client.delete_automation(existing.id)
+        stale = []
+        # Every project's automations of this model name, a page at a time; limit and sort given because the sync
+        # client's defaults (None) are refused by the server with a 422.
+        for offset in itertools.count(0, _PAGE):
+            page = client.read_automations(
+                automations=of_model, sort=AutomationSort.CREATED_DESC, limit=_PAGE, offset=offset
+            )
+            stale += [a.id for a in page if _replaces(a.tags, project, spec.name)]
+            if len(page) < _PAGE:
+                break
+        for automation_id in stale:
+            client.delete_automation(automation_id)
         for automation in planned:
             client.create_automation(automation)
     return [Deployed(a.name, ", ".join(sorted(a.trigger.expect))) for a in planned]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -497,51 +498,68 @@ def replay(
 
 @app.command()
 def demo() -> None:
-    """Run the whole loop on the synthetic fraud data: promote, reject a worse challenger, quarantine a bad batch."""
-    from driftline.demo import run
+    """Run the whole loop on the synthetic fraud data, on a Prefect server of the demo's own (kept for browsing)."""
+    from driftline.demo import connect, run
 
     # The demo prints its own timeline; Prefect's console lines would bury it. Runs still log fully to the UI.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     try:
-        run(_connect())
+        run(connect())
     except DriftlineError as error:
         raise _fail(error) from None
 
 
+ServerHome = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="the server's home (default: the project's, .driftline/prefect; the demo's is .driftline/demo/prefect)",
+    ),
+]
+
+
 @server_app.command("start")
-def server_start() -> None:
+def server_start(home: ServerHome = None) -> None:
     """Start the managed Prefect server (or report the one running) and print its addresses."""
     from driftline import server
     from driftline.settings import get_settings
 
     settings = get_settings()
     try:
-        info = server.start(settings.prefect_home, settings.prefect_port)
+        if home is None:
+            info = server.start(settings.prefect_home, settings.prefect_port)
+        else:
+            info = server.start_own(home.resolve(), settings.prefect_port)
     except DriftlineError as error:
         raise _fail(error) from None
     typer.echo(f"Prefect UI:  {info.ui_url}\nPrefect API: {info.api_url}\nexport PREFECT_API_URL={info.api_url}")
 
 
 @server_app.command("stop")
-def server_stop() -> None:
-    """Stop the managed Prefect server."""
+def server_stop(home: ServerHome = None) -> None:
+    """Stop the managed Prefect server (or the one driftline started under --home, e.g. the demo's)."""
     from driftline import server
     from driftline.settings import get_settings
 
-    stopped = server.stop(get_settings().prefect_home)
-    typer.echo("stopped" if stopped else "no managed server was running")
+    where = (home or get_settings().prefect_home).resolve()
+    stopped = server.stop(where)
+    typer.echo(f"stopped the server of {where}" if stopped else f"no managed server was running in {where}")
 
 
 @server_app.command("status")
-def server_status() -> None:
-    """Say whether the Prefect server driftline uses (PREFECT_API_URL, or the managed one) is answering."""
+def server_status(home: ServerHome = None) -> None:
+    """Say whether the Prefect server driftline uses (PREFECT_API_URL, the managed one, or --home's) is answering."""
     from driftline import server
     from driftline.settings import get_settings
 
-    settings = get_settings()
-    api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{settings.prefect_port}/api"
-    answering = server.healthy(api)
-    typer.echo(f"{api}: {'healthy' if answering else 'not answering'}")
+    if home is not None:
+        info = server.running(home.resolve())
+        answering = info is not None
+        typer.echo(f"{info.api_url}: healthy (home {home})" if info else f"no server of {home} is answering")
+    else:
+        api = os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{get_settings().prefect_port}/api"
+        answering = server.healthy(api)
+        typer.echo(f"{api}: {'healthy' if answering else 'not answering'}")
     if not answering:
         raise typer.Exit(code=1)
 

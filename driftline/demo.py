@@ -1,4 +1,4 @@
-"""``make demo``: the whole loop on synthetic fraud data, against the managed local Prefect server.
+"""``make demo``: the whole loop on synthetic fraud data, on a Prefect server of the demo's own.
 
 Act one: the first training promotes a champion; a worse configuration is rejected by the gate; a corrupt batch
 is quarantined byte-identical and the champion stays. Act two: the retrain and monitor deployments are served,
@@ -6,8 +6,11 @@ a clean batch lands (no drift, no retrain), a drifted batch lands, drift is dete
 retrain deployment and the gate decides. Act three: the champion is served (requests checked against its schema,
 traffic profiled in windows that the monitor scores), then rolled back, and the service follows.
 
-The demo is a project of its own in ``.driftline/demo`` (the specs and suites copied, its own data and state),
-made anew each run, so it tells the same story every time and never touches the project's own state.
+The demo is a project of its own (id ``demo``) in ``.driftline/demo`` (the specs and suites copied, its own data and
+state), made anew each run, so it tells the same story every time and never touches the project's own state. It
+runs on a Prefect server of its own too (port 4300, or a free one if that is taken; home ``.driftline/demo/prefect``,
+which a new run keeps), so its deployments and automations never live on the server the project uses. The server
+keeps running after the demo for browsing; ``make demo-stop`` stops it.
 """
 
 from __future__ import annotations
@@ -18,13 +21,40 @@ import time
 from pathlib import Path
 from typing import Any
 
-from driftline.deploy import spawn, stop
+from driftline import events, server
+from driftline.deploy import deployment_name, spawn, stop
 from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 from driftline.server import ServerInfo
-from driftline.settings import get_settings
+from driftline.settings import get_settings, quiet_telemetry
 
 # A deliberately weak challenger: five shallow trees clear gate.min_metric but cannot match the champion.
 WEAK_CHALLENGER = {"estimator.params": {"n_estimators": 5, "max_depth": 2, "learning_rate": 0.3}}
+
+PROJECT = "demo"  # the demo's project id: its events, deployments and artifact keys say "demo"
+PORT = 4300  # beside the project's managed server (4200); a free port if something else holds it
+SERVER_HOME = "prefect"  # inside the demo folder, and kept when the rest of it is made anew
+
+
+def folder(project_dir: Path) -> Path:
+    """The demo's folder in a project: the demo project and, in ``prefect/``, its server's home."""
+    return (project_dir / ".driftline" / "demo").resolve()
+
+
+def server_home(project_dir: Path) -> Path:
+    return folder(project_dir) / SERVER_HOME
+
+
+def connect() -> ServerInfo:
+    """Start (or reuse) the demo's own Prefect server and point this process and its children at it.
+
+    A PREFECT_API_URL the user set is overridden on purpose: the demo's deployments and automations must not land
+    on the server the user's project uses.
+    """
+    quiet_telemetry()
+    info = server.start_own(server_home(get_settings().project_dir), PORT)
+    os.environ["PREFECT_API_URL"] = info.api_url
+    os.environ["PREFECT_UI_URL"] = info.ui_url
+    return info
 
 
 def _say(text: str) -> None:
@@ -32,20 +62,41 @@ def _say(text: str) -> None:
 
 
 def _prepare(project: Path) -> Path:
-    """Make the demo project: specs and suites copied, state beside them; return it."""
+    """Make the demo project anew (specs and suites copied, state beside them), keeping its server's home."""
     settings = get_settings()
-    demo = (project / ".driftline" / "demo").resolve()
-    shutil.rmtree(demo, ignore_errors=True)
+    demo = folder(project)
+    demo.mkdir(parents=True, exist_ok=True)
+    # The server may still run from the last demo: its database must not be deleted from under it.
+    for child in demo.iterdir():
+        if child.name == SERVER_HOME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
     shutil.copytree(settings.specs_dir, demo / "deployments", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     shutil.copytree(settings.suites_dir, demo / "expectations")
     os.environ["DRIFTLINE_PROJECT_DIR"] = str(demo)
+    os.environ["DRIFTLINE_PROJECT"] = PROJECT
     os.environ["DRIFTLINE_HOME"] = str(demo / ".driftline")
-    os.environ["DRIFTLINE_PREFECT_SERVER_HOME"] = str(settings.prefect_home)
+    os.environ["DRIFTLINE_PREFECT_SERVER_HOME"] = str(demo / SERVER_HOME)
     return demo
 
 
 def run(info: ServerInfo, rows: int = 4000) -> None:
-    demo = _prepare(get_settings().project_dir)
+    """Play the demo's acts on ``info``'s server (see ``connect``); the server keeps running afterwards."""
+    project_dir = get_settings().project_dir
+    demo = _prepare(project_dir)
+    # Flows called here, not by a deployment, carry the project's tag as deployment runs do.
+    with events.run_tags(PROJECT):
+        _acts(info, demo, rows)
+    home = os.path.relpath(server_home(project_dir), Path.cwd())
+    _say("\n== the demo's Prefect server keeps running, so you can browse the runs")
+    _say(f"   Prefect UI:      {info.ui_url}   (its own server; home {home})")
+    _say(f"   stop it:         make demo-stop   (or: uv run driftline server stop --home {home})")
+
+
+def _acts(info: ServerInfo, demo: Path, rows: int) -> None:
     state_dir = demo / ".driftline"
     data = demo / "data" / "fraud"
     landing = data / "landing"
@@ -113,7 +164,8 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     champion = registry.champion("fraud")
     assert champion is not None
 
-    _say("\n== 4. serving the deployments: retrain/fraud (nightly + drift trigger) and monitor/fraud")
+    name = deployment_name("fraud", PROJECT)
+    _say(f"\n== 4. serving the deployments: retrain/{name} (nightly + drift trigger) and monitor/{name}")
     server = spawn(["fraud"], demo, state_dir / "serve-flows.log", poll_seconds=2)
     try:
         retrain_id = deployment_id(info.api_url, "retrain", "fraud")
@@ -163,7 +215,7 @@ def run(info: ServerInfo, rows: int = 4000) -> None:
     _say(f"   profiles:        {state_dir / 'profiles' / 'fraud'}")
     _say(f"   drift reports:   {state_dir / 'reports' / 'fraud'}")
     _say(f"   quarantine:      {state_dir / 'quarantine' / 'fraud'}")
-    _say(f"   artifacts:       {info.ui_url}/artifacts (fraud-validation, -metrics, -gate, -lineage, -drift)")
+    _say(f"   artifacts:       {info.ui_url}/artifacts ({PROJECT}-fraud-validation, -metrics, -gate, -lineage, -drift)")
     _say(f"   try:             DRIFTLINE_PROJECT_DIR={demo} uv run driftline status fraud")
 
 

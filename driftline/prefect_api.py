@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -12,11 +13,17 @@ from driftline.errors import ServerError
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
-def deployment_id(api: str, flow: str, name: str, timeout: float = 120.0) -> str:
-    """The id of deployment ``flow/name``, waiting up to ``timeout`` seconds for it to be registered."""
+def deployment_id(api: str, flow: str, model: str, *, project: str | None = None, timeout: float = 120.0) -> str:
+    """Find the id of a model's ``flow`` deployment in a project (default: this one), waiting until it is registered.
+
+    The deployment's name carries the project (``driftline.deploy.deployment_name``), so callers name the model.
+    """
+    from driftline.deploy import deployment_name
+
+    name = deployment_name(model, project)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = httpx.get(f"{api}/deployments/name/{flow}/{name}", timeout=10)
+        response = httpx.get(f"{api}/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}", timeout=10)
         if response.status_code == 200:
             return str(response.json()["id"])
         time.sleep(1)

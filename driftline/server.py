@@ -3,6 +3,9 @@
 Prefect's ephemeral mode is not a home for driftline: events emitted from another process start their own
 temporary server and are lost, and it runs no scheduler. So driftline starts a real server (once; it is reused
 while it runs) and points PREFECT_API_URL at it. A PREFECT_API_URL already set by the user wins.
+
+A server's home holds its SQLite database, its log, its pid (``server.pid``) and its port (``server.port``), so
+``driftline server stop|status --home HOME`` finds a server started on any port (the demo's, for one).
 """
 
 from __future__ import annotations
@@ -45,13 +48,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:port (so a server can be started there)."""
+    with socket.socket() as sock:
+        # As uvicorn binds: a connection lingering in TIME_WAIT from a stopped server does not take the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _pid_file(home: Path) -> Path:
     return home / "server.pid"
 
 
+def _port_file(home: Path) -> Path:
+    return home / "server.port"
+
+
+def _urls(port: int) -> tuple[str, str]:
+    return f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
+
+
 def start(home: Path, port: int, timeout: float = 120.0) -> ServerInfo:
     """Start ``prefect server start`` on 127.0.0.1:port with its SQLite database under ``home``; wait until healthy."""
-    api_url, ui_url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
+    api_url, ui_url = _urls(port)
     home.mkdir(parents=True, exist_ok=True)
     if healthy(api_url):
         return ServerInfo(api_url, ui_url, home, _read_pid(home))
@@ -75,6 +98,7 @@ def start(home: Path, port: int, timeout: float = 120.0) -> ServerInfo:
         )
     _started[home.resolve()] = process  # keep the handle: the server outlives this call, on purpose
     _pid_file(home).write_text(str(process.pid))
+    _port_file(home).write_text(str(port))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if healthy(api_url, timeout=1.0):
@@ -88,11 +112,39 @@ def start(home: Path, port: int, timeout: float = 120.0) -> ServerInfo:
     raise ServerError(f"prefect server on port {port} not healthy after {timeout:.0f} s; see {home / 'server.log'}")
 
 
-def _read_pid(home: Path) -> int | None:
+def _read_int(path: Path) -> int | None:
     try:
-        return int(_pid_file(home).read_text().strip())
+        return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def _read_pid(home: Path) -> int | None:
+    return _read_int(_pid_file(home))
+
+
+def running(home: Path) -> ServerInfo | None:
+    """The server driftline started under ``home``, if it still runs and answers on the port it was started on."""
+    pid, port = _read_pid(home), _read_int(_port_file(home))
+    if pid is None or port is None:
+        return None
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return None
+    api_url, ui_url = _urls(port)
+    return ServerInfo(api_url, ui_url, home, pid) if healthy(api_url) else None
+
+
+def start_own(home: Path, preferred_port: int) -> ServerInfo:
+    """Reuse the server running under ``home``, or start one on ``preferred_port`` (another free port if taken).
+
+    Unlike ``start``, never adopts a server that merely answers on the port: it may be another project's.
+    """
+    info = running(home)
+    if info is not None:
+        return info
+    return start(home, preferred_port if port_free(preferred_port) else free_port())
 
 
 def stop(home: Path, timeout: float = 20.0) -> bool:
@@ -118,6 +170,7 @@ def stop(home: Path, timeout: float = 20.0) -> bool:
     if process is not None:
         process.wait(timeout=timeout)
     _pid_file(home).unlink(missing_ok=True)
+    _port_file(home).unlink(missing_ok=True)
     return True
 
 

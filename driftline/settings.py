@@ -3,15 +3,23 @@
 Embedded defaults put everything under ``<project>/.driftline``: the registry (SQLite), the BentoML model store,
 the profile store, quarantine, holdouts and the managed Prefect server's home. Each can be moved by
 configuration (``DRIFTLINE_*`` environment variables), e.g. the registry to PostgreSQL or profiles to S3.
+
+A project also has an identity (``DRIFTLINE_PROJECT``, or derived from its directory) that its events, automations,
+deployments and artifact keys carry, so several projects can share one Prefect server without answering each
+other's events.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftline.errors import DriftlineError
 
 # Usage telemetry of the libraries driftline drives. Off unless the user sets these variables themselves.
 TELEMETRY_OFF = {
@@ -22,6 +30,20 @@ TELEMETRY_OFF = {
     "DO_NOT_TRACK": "1",  # Prefect's client-side SDK telemetry (prefect._internal.analytics)
 }
 
+# A project id goes into event resource ids (dot-separated), artifact keys (lowercase letters, digits and dashes
+# only), tags and deployment names, so it is held to the strictest of them.
+PROJECT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+_SLUG_LENGTH = 24  # leaves room for "-" and the digest within PROJECT_ID's 40 characters
+_DIGEST_LENGTH = 6  # 24 bits: two checkouts of the same name on one server collide with odds of 1 in 16 million
+
+
+def derive_project_id(project_dir: Path) -> str:
+    """Name a project after its folder plus a digest of its absolute path, so two checkouts named alike differ."""
+    resolved = project_dir.resolve()
+    slug = re.sub(r"[^a-z0-9]+", "-", resolved.name.lower()).strip("-")[:_SLUG_LENGTH].strip("-") or "project"
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:_DIGEST_LENGTH]
+    return f"{slug}-{digest}"
+
 
 class Settings(BaseSettings):
     """driftline's configuration; every field can be set as ``DRIFTLINE_<FIELD>``."""
@@ -29,11 +51,26 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
 
     project_dir: Path = Field(default_factory=Path.cwd, description="holds deployments/ and expectations/")
+    project: str | None = Field(
+        default=None, description="the project's id on a shared Prefect server (default: derived from project_dir)"
+    )
     home: Path | None = Field(default=None, description="state directory (default <project>/.driftline)")
     registry_url: str | None = Field(default=None, description="SQLAlchemy URL of the registry")
     profile_store: str | None = Field(default=None, description="path or fsspec URL of the profile store")
     prefect_port: int = Field(default=4200, description="port of the managed local Prefect server")
     prefect_server_home: Path | None = Field(default=None, description="default <project>/.driftline/prefect")
+
+    @property
+    def project_id(self) -> str:
+        """The project's id: ``DRIFTLINE_PROJECT`` if set, else ``<folder>-<digest of its path>``."""
+        if self.project is None:
+            return derive_project_id(self.project_dir)
+        if not PROJECT_ID.fullmatch(self.project):
+            raise DriftlineError(
+                "DRIFTLINE_PROJECT must be 1-40 lowercase letters, digits and dashes, starting and ending with a "
+                f"letter or digit (got {self.project!r})"
+            )
+        return self.project
 
     @property
     def state_dir(self) -> Path:

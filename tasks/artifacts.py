@@ -17,8 +17,12 @@ from driftline.modeling import Metrics
 from driftline.validation import ValidationReport
 
 
-def artifact_key(model: str, what: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", f"{model}-{what}".lower()).strip("-")
+def artifact_key(model: str, what: str, project: str | None = None) -> str:
+    """Key an artifact ``<project>-<model>-<what>``, so projects sharing a server keep their own history."""
+    from driftline.events import current_project
+
+    key = f"{project or current_project()}-{model}-{what}"
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", key.lower())).strip("-")
 
 
 def publish_validation(model: str, reports: list[ValidationReport]) -> None:

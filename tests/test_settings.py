@@ -39,3 +39,32 @@ def test_state_lives_under_the_project_unless_configured(tmp_path: Path, monkeyp
     assert settings.registry == "postgresql+psycopg://u@h/db"
     # The managed Prefect server stays with the project even when the state directory moves.
     assert settings.prefect_home == (tmp_path / ".driftline" / "prefect").resolve()
+
+
+def test_a_project_is_named_after_its_folder_and_told_apart_by_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftline.settings import PROJECT_ID
+
+    monkeypatch.delenv("DRIFTLINE_PROJECT", raising=False)
+    ids = []
+    for checkout in (tmp_path / "alice" / "Fraud Shop", tmp_path / "bob" / "Fraud Shop"):
+        monkeypatch.setenv("DRIFTLINE_PROJECT_DIR", str(checkout))  # the folder need not exist: no I/O
+        ids.append(get_settings().project_id)
+    assert ids[0] != ids[1]
+    assert all(i.startswith("fraud-shop-") and len(i) == len("fraud-shop-") + 6 for i in ids)
+    assert all(PROJECT_ID.fullmatch(i) for i in ids)
+    # The same folder by another spelling of its path is the same project.
+    monkeypatch.setenv("DRIFTLINE_PROJECT_DIR", str(tmp_path / "alice" / "x" / ".." / "Fraud Shop"))
+    assert get_settings().project_id == ids[0]
+
+
+def test_driftline_project_names_the_project_and_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.errors import DriftlineError
+
+    monkeypatch.setenv("DRIFTLINE_PROJECT_DIR", str(tmp_path))
+    monkeypatch.setenv("DRIFTLINE_PROJECT", "payments-eu")
+    assert get_settings().project_id == "payments-eu"
+    monkeypatch.setenv("DRIFTLINE_PROJECT", "Payments.EU")
+    with pytest.raises(DriftlineError, match=r"DRIFTLINE_PROJECT must be .* \(got 'Payments\.EU'\)"):
+        get_settings().project_id  # noqa: B018 (the property is the check)

@@ -17,27 +17,41 @@ from tests.conftest import Project
 def test_one_automation_per_alert_with_dedupe_on_the_alert_key(project: Project) -> None:
     spec = load_spec("fraud", {"notify.dedupe_minutes": 15, "notify.blocks": ["custom-webhook/a"]})
     blocks = [uuid.uuid4(), uuid.uuid4()]
-    planned = {a.name: a for a in plan(spec, blocks)}
-    assert set(planned) == {f"driftline/fraud/{kind}" for kind in spec.notify.alerts}
+    planned = {a.name: a for a in plan(spec, blocks, "shop")}
+    assert set(planned) == {f"driftline/shop/fraud/{kind}" for kind in spec.notify.alerts}
+    assert all(a.tags == ["driftline", "driftline-project:shop", "driftline-model:fraud"] for a in planned.values())
 
-    drift = planned["driftline/fraud/drift_detected"]
+    drift = planned["driftline/shop/fraud/drift_detected"]
     assert drift.trigger.expect == {"driftline.drift.detected"}
-    assert drift.trigger.match.root == {"prefect.resource.id": "driftline.model.fraud"}
+    assert drift.trigger.match.root == {"prefect.resource.id": "driftline.model.shop.fraud"}
     assert drift.trigger.for_each == {"driftline.alert-key"} and drift.trigger.within == timedelta(minutes=15)
     assert [a.block_document_id for a in drift.actions] == blocks
     assert drift.actions[0].body == "{{ event.payload.alert.body }}"
 
-    failed = planned["driftline/fraud/run_failed"].trigger
+    failed = planned["driftline/shop/fraud/run_failed"].trigger
     assert failed.match.root["prefect.resource.name"] == ["train-fraud", "monitor-fraud", "retrain-fraud"]
     assert failed.match.root["prefect.state-message"] == "!*DataValidationError*"
+    assert failed.match_related.root == {
+        "prefect.resource.role": "tag",
+        "prefect.resource.id": "prefect.tag.driftline-project:shop",
+    }
 
-    heartbeat = planned["driftline/fraud/heartbeat"].trigger
+    heartbeat = planned["driftline/shop/fraud/heartbeat"].trigger
+    assert heartbeat.match.root == {"prefect.resource.id": "driftline.model.shop.fraud"}
     assert heartbeat.posture == "Proactive" and heartbeat.within == timedelta(minutes=180)  # 3 x 60-minute interval
+
+
+def test_automations_belong_to_the_current_project_unless_told(project: Project) -> None:
+    from driftline.settings import get_settings
+
+    spec = load_spec("fraud", {"notify.alerts": ["model_promoted"]})
+    (automation,) = plan(spec, [uuid.uuid4()])
+    assert automation.name == f"driftline/{get_settings().project_id}/fraud/model_promoted"
 
 
 def test_the_spec_chooses_the_alerts_and_a_monitor_without_schedule_has_no_heartbeat(project: Project) -> None:
     spec = load_spec("breast_cancer", {"notify.alerts": ["model_promoted", "heartbeat"]})
-    assert [a.name for a in plan(spec, [uuid.uuid4()])] == ["driftline/breast_cancer/model_promoted"]
+    assert [a.name for a in plan(spec, [uuid.uuid4()], "shop")] == ["driftline/shop/breast_cancer/model_promoted"]
 
 
 def test_blocks_are_named_not_inlined(project: Project, prefect_server: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from driftline.deploy import spawn, stop
+from driftline.events import model_resource
 from driftline.examples.fraud import generate
 from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
 from driftline.registry import open_registry
@@ -108,7 +109,7 @@ def test_drift_triggers_exactly_one_retrain_and_bursts_run_one_at_a_time(
     for index in range(20):
         emit_event(
             event="driftline.drift.detected",
-            resource={"prefect.resource.id": "driftline.model.fraud", "prefect.resource.name": "fraud"},
+            resource=model_resource("fraud"),
             payload={"fingerprint": outcome.fingerprint, "burst": index},
         )
     runs = _wait_runs(prefect_server, retrain_id, count=21, timeout=420)

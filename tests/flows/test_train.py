@@ -13,6 +13,7 @@ import pytest
 
 from driftline.examples.fraud import generate
 from driftline.registry import open_registry
+from driftline.settings import get_settings
 from tests.conftest import REPO, Project
 
 pytestmark = pytest.mark.integration
@@ -69,15 +70,17 @@ def test_train_promotes_rejects_and_quarantines(project: Project, prefect_server
     assert lineage["lock_digest"] and lineage["metrics"]["roc_auc"] > 0.85
     assert lineage["params"]["n_estimators"] == 200 and lineage["reason"] == "test: first"
     assert pd.read_parquet(lineage["holdout_path"]).shape[0] == lineage["holdout_rows"]
+    project_id = get_settings().project_id
     assert _artifact_keys(prefect_server, run_id) >= {
-        "fraud-validation",
-        "fraud-metrics",
-        "fraud-gate",
-        "fraud-lineage",
+        f"{project_id}-fraud-validation",
+        f"{project_id}-fraud-metrics",
+        f"{project_id}-fraud-gate",
+        f"{project_id}-fraud-lineage",
     }
     (promoted,) = _events(prefect_server, run_id, expected=1)
     assert promoted["event"] == "driftline.model.promoted"
-    assert promoted["resource"]["prefect.resource.id"] == "driftline.model.fraud"
+    assert promoted["resource"]["prefect.resource.id"] == f"driftline.model.{project_id}.fraud"
+    assert (promoted["resource"]["driftline.project"], promoted["resource"]["driftline.model"]) == (project_id, "fraud")
     assert promoted["payload"]["version"] == first.version
 
     # 2. A worse configuration on the same data: rejected against the champion on the same holdout.

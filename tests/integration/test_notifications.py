@@ -71,6 +71,7 @@ def notified(project: Project, prefect_server: str, receiver: Receiver, monkeypa
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     from driftline.automations import deploy
+    from driftline.settings import get_settings
     from driftline.spec import load_spec
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
@@ -85,8 +86,9 @@ def notified(project: Project, prefect_server: str, receiver: Receiver, monkeypa
         + "heartbeat_minutes = 0.25\n"
     )
     deployed = deploy(load_spec("fraud"))
+    project_id = get_settings().project_id
     assert {d.name for d in deployed} == {
-        f"driftline/fraud/{kind}"
+        f"driftline/{project_id}/fraud/{kind}"
         for kind in (
             "validation_failed",
             "drift_detected",
@@ -105,6 +107,7 @@ def _line(message: dict[str, Any], prefix: str) -> str:
 
 
 def test_each_alert_arrives_once_with_what_broke_and_what_to_run(notified: Project, receiver: Receiver) -> None:
+    from driftline import events
     from flows.train import train
 
     runner = CliRunner()
@@ -149,10 +152,15 @@ def test_each_alert_arrives_once_with_what_broke_and_what_to_run(notified: Proje
     assert f"rolled back to {first.version} (from {second.version}) by oncall-test" in rolled["subject"]
     assert _line(rolled, "run this:") == f"run this: driftline rollback fraud --to {second.version}   (to undo)"
 
-    # A flow that fails for another reason: one "run failed" message with the run's own error and link.
-    with pytest.raises(Exception, match="no files match"):
-        train(model="fraud", data=str(project.root / "nowhere" / "*.parquet"))
+    # A flow that fails for another reason: one "run failed" message with the run's own error and link. A run
+    # without the project's tag (another project's run of a model named alike) is not this project's to page.
+    nowhere = str(project.root / "nowhere" / "*.parquet")
+    untagged = train(model="fraud", data=nowhere, return_state=True)
+    with events.run_tags():
+        tagged = train(model="fraud", data=nowhere, return_state=True)
+    assert untagged.is_failed() and tagged.is_failed() and "no files match" in str(tagged.message)
     (failed,) = receiver.wait_for("run-failed")
+    assert _line(failed, "run:").endswith(f"/runs/flow-run/{tagged.state_details.flow_run_id}")
     assert "train-fraud" in failed["subject"] and "Failed" in failed["subject"]
     assert "no files match" in failed["body"]  # this run's error: the validation failures did not page twice
     assert "/runs/flow-run/" in _line(failed, "run:")
