@@ -86,16 +86,47 @@ def drift_detected(
     run_url: str | None,
 ) -> Alert:
     top = sorted(columns, key=lambda c: -(c.get("score") or 0.0))[:5]
-    scores = [f"{c['column']}: {c['method']} {c['score']:.3f} >= threshold {c['threshold']:.3f}" for c in top]
+    scores = [
+        f"{c['column']} ({c.get('role', 'feature')}): {c['method']} {c['score']:.3f} >= threshold "
+        f"{c['threshold']:.3f} (noise floor {c.get('floor') or 0.0:.3f} at {c.get('rows', '?')} rows)"
+        for c in top
+    ]
+    kinds = sorted({c.get("role", "feature") for c in columns})
     return Alert(
         kind="drift_detected",
         severity="warning",
         model=model,
         version=version,
-        title=f"drift in {', '.join(c['column'] for c in top)} ({source}); retrain requested",
+        title=f"{'/'.join(kinds)} drift in {', '.join(c['column'] for c in top)} ({source}); retrain requested",
         what=[reason, *scores, f"the retrain/{model} deployment was triggered; its gate decides on promotion"],
         command=f"driftline drift {model}   (if the retrained model misbehaves: driftline rollback {model})",
         subject_key=",".join(sorted(c["column"] for c in columns)),
+        links={"report": f"file://{report}" if report else "", "run": run_url or ""},
+    )
+
+
+def drift_undecided(
+    model: str, version: str, source: str, columns: list[dict[str, Any]], report: str | None, run_url: str | None
+) -> Alert:
+    """Columns whose drift could not be decided: too few rows, or nothing scorable. Never counted as fine."""
+    lines = [
+        f"{c['column']} ({c.get('role', 'feature')}): {c['status'].replace('_', ' ')}: {c['note']}" for c in columns
+    ]
+    unscorable = [c for c in columns if c["status"] == "unscorable"]
+    return Alert(
+        kind="drift_undecided",
+        severity="warning",
+        model=model,
+        version=version,
+        title=f"drift not decided for {len(columns)} column(s) ({source})",
+        what=[
+            *lines[:8],
+            "these columns are neither drifted nor fine: a broken feed (all values missing, wrong type) or a "
+            "batch too small to tell (drift.min_rows) hides drift",
+        ],
+        command=f"driftline drift {model}   (then check the feed of "
+        f"{', '.join(c['column'] for c in (unscorable or columns)[:3])})",
+        subject_key=",".join(sorted(f"{c['column']}:{c['status']}" for c in columns)),
         links={"report": f"file://{report}" if report else "", "run": run_url or ""},
     )
 

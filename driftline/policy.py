@@ -1,13 +1,17 @@
 """The retrain policy: when does drift become a retrain request? Plain functions, replayable by backtest.
 
-Drift must be seen in ``min_drifted`` of the last ``of_last`` batches (hysteresis), and a new request waits
-``cooldown_minutes`` after the last one.
+A batch counts as drifted when a column of a kind in ``drift.retrain_on`` (feature, target, prediction) drifted.
+Drift must be seen in ``min_drifted`` of the last ``of_last`` decided batches (hysteresis), and a new request
+waits ``cooldown_minutes`` after the last one. A batch where nothing could be decided (too few rows, nothing
+scorable) is neither drifted nor clean: it is its own decision and does not count toward the window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from driftline.spec import Drift
 
@@ -16,6 +20,7 @@ NO_DRIFT = "no_drift"
 BELOW_POLICY = "drift_below_policy"
 SKIPPED_COOLDOWN = "skipped_cooldown"
 SKIPPED_DUPLICATE = "skipped_duplicate"
+UNDECIDED = "drift_undecided"
 
 
 @dataclass(frozen=True)
@@ -28,9 +33,31 @@ class PolicyDecision:
         return self.decision == RETRAIN_REQUESTED
 
 
-def decide(history: list[bool], policy: Drift, last_request: datetime | None, now: datetime) -> PolicyDecision:
-    """Decide on the newest batch; ``history`` holds drift flags of processed batches, newest first."""
-    recent = history[: policy.of_last]
+def flagged(drift: dict[str, Any] | None, retrain_on: Sequence[str], fallback: bool | None = None) -> bool | None:
+    """Whether a stored drift result counts toward a retrain: drift in a kind the policy acts on.
+
+    None when nothing in the batch could be decided. Results stored before kinds and statuses existed fall back
+    to their recorded flag.
+    """
+    columns = (drift or {}).get("columns") or []
+    if not columns or "status" not in columns[0]:
+        return fallback
+    if any(c["status"] == "drift" and c.get("role", "feature") in retrain_on for c in columns):
+        return True
+    if all(c["status"] in ("insufficient_data", "unscorable") for c in columns):
+        return None
+    return False
+
+
+def decide(history: list[bool | None], policy: Drift, last_request: datetime | None, now: datetime) -> PolicyDecision:
+    """Decide on the newest batch; ``history`` holds drift flags of processed batches, newest first.
+
+    A None flag is a batch where nothing could be decided: the newest one is reported as such, older ones are
+    left out of the N-of-M window.
+    """
+    if history and history[0] is None:
+        return PolicyDecision(UNDECIDED, "nothing in the newest batch could be decided (too few rows or unscorable)")
+    recent = [flag for flag in history if flag is not None][: policy.of_last]
     drifted = sum(recent)
     if not recent or not recent[0]:
         return PolicyDecision(NO_DRIFT, f"no drift in the newest batch ({drifted} of the last {len(recent)} drifted)")

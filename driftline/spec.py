@@ -138,25 +138,76 @@ class Metric(_Strict):
 
 
 class Gate(_Strict):
-    """When a challenger replaces the champion."""
+    """When a challenger replaces the champion.
 
-    min_metric: float | None = Field(default=None, description="the challenger must reach this on the holdout")
-    min_improvement: float = Field(default=0.0, ge=0.0, description="over the champion, in the metric's units")
+    Both models are scored on the fixed holdout (held-out rows of the source) and, when the run has a window of
+    recent batches, on the window's held-out rows. The recent rows decide if there are any, else the fixed holdout:
+    the challenger is promoted when the lower confidence bound of its improvement there (a paired bootstrap)
+    clears ``min_improvement``, and, when the recent rows decide, it loses no more than ``max_regression`` on the
+    fixed holdout.
+    """
+
+    min_metric: float | None = Field(
+        default=None, description="the challenger must reach this on all its held-out rows (fixed + recent)"
+    )
+    min_improvement: float = Field(
+        default=0.0, ge=0.0, description="the bootstrap lower bound of the improvement must exceed this (metric units)"
+    )
+    # 0.95: promote only when a gain this large or larger would arise by chance at most 1 time in 20. One-sided,
+    # because only "is it better?" decides; the same level marks a challenger as significantly worse.
+    confidence: float = Field(default=0.95, ge=0.5, lt=1.0, description="of the bootstrap bounds (one-sided)")
+    # 0.05 of the champion's own score on the fixed holdout (5% of an accuracy of 0.65 is 0.0325; of an RMSE of
+    # 12.0 it is 0.6, in RMSE's units), so one default serves every metric and scale. A model that adapts to a
+    # real label shift must give up a little on the old rows (on real monthly data the window held ~10% of the
+    # training rows; an adapted model lost 1-3 points on the old ones), but not forget them: 5% allows the first
+    # and refuses a model that has lost what the old rows taught it.
+    max_regression: float = Field(
+        default=0.05,
+        ge=0.0,
+        description="when recent rows decide: the most the challenger may lose on the fixed holdout, "
+        "as a fraction of the champion's score there",
+    )
+    # 1,000 resamples: the 5% quantile's Monte Carlo error is about 0.7% of the spread, and a paired bootstrap of
+    # 1M rows takes well under a second (rows are resampled in up to 1,000 random groups, Poisson weights).
+    bootstrap_samples: int = Field(default=1000, ge=100, le=100_000, description="paired bootstrap resamples")
     first_run: Literal["min_metric", "always"] = Field(
         default="min_metric", description="with no champion: accept if min_metric is met, or always"
     )
 
 
-class Drift(_Strict):
-    """Drift thresholds on an effect size (Hellinger distance, 0 = same distribution, 1 = disjoint).
+DriftKind = Literal["feature", "target", "prediction"]
+DRIFT_KINDS: tuple[DriftKind, ...] = ("feature", "target", "prediction")
 
-    The default 0.06 sits above whylogs' sketch noise floor (same-distribution samples score 0.024-0.044 at 10k
-    rows) and below a 0.2 standard-deviation mean shift (about 0.078) or a 10-point change in a category's share.
+
+class Drift(_Strict):
+    """When a column has drifted: its score clears the noise floor at the batch's size by the effect size asked for.
+
+    A score is a Hellinger distance (0 = same distribution, 1 = disjoint). A sample of n rows drawn from the
+    reference itself scores above 0 by chance, the more so the smaller n (measured on real data: 0.34 at 30 rows,
+    0.07 at 1,000, 0.04 at 10,000), so a fixed threshold cries wolf on small batches and misses at large ones.
+    The threshold at n is the noise floor at n, estimated from the reference, plus ``threshold`` (the effect size
+    that matters), added as independent distances add: sqrt(floor(n)^2 + threshold^2).
+
+    The default effect size 0.025 is the Hellinger distance of a 0.07-standard-deviation mean shift or of a 3-point
+    change in one of four equal categories' shares: a 0.2 sd shift (0.071) is flagged in 20 of 20 batches from
+    2,000 rows up, a 0.02 sd shift (0.007) never, however large the batch (tests/tasks/test_drift_calibration.py).
     """
 
     method: Literal["hellinger"] = "hellinger"
-    threshold: float = Field(default=0.06, gt=0.0, le=1.0)
-    columns: dict[str, float] = Field(default_factory=dict, description="per-column thresholds")
+    threshold: float = Field(default=0.025, gt=0.0, le=1.0, description="the effect size (Hellinger) that matters")
+    columns: dict[str, float] = Field(default_factory=dict, description="per-column effect sizes")
+    # 0.02: at most one false alarm in 50 batches whatever the number of columns; a test over 20 batches then
+    # sees two or more false alarms less than 6% of the time.
+    alpha: float = Field(
+        default=0.02, gt=0.0, lt=0.5, description="false-alarm rate per batch (shared by its columns and tests)"
+    )
+    min_rows: int = Field(
+        default=20, ge=5, description="fewer rows than this: columns are insufficient_data, not scored"
+    )
+    retrain_on: list[DriftKind] = Field(
+        default_factory=lambda: list(DRIFT_KINDS),
+        description="which kinds of drift count toward a retrain: feature, target (label), prediction",
+    )
     min_drifted: int = Field(
         default=1, ge=1, description="retrain when this many of the last `of_last` batches drifted"
     )
@@ -168,6 +219,10 @@ class Drift(_Strict):
         if self.min_drifted > self.of_last:
             raise ValueError(f"min_drifted ({self.min_drifted}) cannot exceed of_last ({self.of_last})")
         return self
+
+    def effect(self, column: str) -> float:
+        """The effect size a column is held to: its own, or the default."""
+        return self.columns.get(column, self.threshold)
 
 
 class Monitor(_Strict):
@@ -207,11 +262,19 @@ class Serving(_Strict):
 
 
 AlertKind = Literal[
-    "validation_failed", "drift_detected", "model_rejected", "model_promoted", "rolled_back", "run_failed", "heartbeat"
+    "validation_failed",
+    "drift_detected",
+    "drift_undecided",
+    "model_rejected",
+    "model_promoted",
+    "rolled_back",
+    "run_failed",
+    "heartbeat",
 ]
 ALERT_KINDS: tuple[AlertKind, ...] = (
     "validation_failed",
     "drift_detected",
+    "drift_undecided",
     "model_rejected",
     "model_promoted",
     "rolled_back",
@@ -299,9 +362,11 @@ class ModelSpec(_Strict):
         if self.metric.name not in METRICS_BY_TASK[self.task]:
             allowed = ", ".join(METRICS_BY_TASK[self.task])
             raise ValueError(f"metric.name '{self.metric.name}' is not for {self.task} (use one of {allowed})")
-        unknown = sorted(set(self.drift.columns) - set(features) - {self.target})
+        unknown = sorted(set(self.drift.columns) - set(features) - {self.target, "prediction"})
         if unknown:
-            raise ValueError(f"drift.columns names columns that are not features or the target: {unknown}")
+            raise ValueError(
+                f"drift.columns names columns that are not features, the target or 'prediction': {unknown}"
+            )
         unknown_keys = sorted(set(self.split.key) - set(self.columns))
         if unknown_keys:
             raise ValueError(f"split.key names columns the spec does not declare: {unknown_keys}")
@@ -426,3 +491,21 @@ def heartbeat_minutes(spec: ModelSpec) -> float | None:
         return spec.notify.heartbeat_minutes
     interval = spec.schedule.monitor_interval_minutes
     return 3.0 * interval if interval else None
+
+
+def training_digest(spec: ModelSpec, suite_digest: str) -> str:
+    """Digest the spec parts that decide what is trained (task, target, features, split, estimator, metric,
+    positive label) and the suite that admits the data.
+
+    Two runs with this digest, the same data fingerprint and the same code train the same model: the second is
+    ``unchanged``. The gate, drift, schedule and notification keys change how a model is judged or watched, not
+    the model, so they are left out.
+    """
+    import hashlib
+    import json
+
+    parts = spec.model_dump(
+        mode="json", include={"task", "target", "features", "split", "estimator", "metric", "positive_label"}
+    )
+    text = json.dumps({**parts, "suite_digest": suite_digest}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

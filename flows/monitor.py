@@ -7,6 +7,7 @@ against the reference of the version that served them, recorded, and counted by 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -29,7 +30,10 @@ from tasks.monitoring import (
     decide_retrain,
     find_new_batches,
     find_traffic_windows,
+    load_model,
     merge_window,
+    predict_batch,
+    reference_predictions,
 )
 from tasks.profiling import profile_batch
 from tasks.registry import read_champion
@@ -63,6 +67,7 @@ def monitor(model: str) -> list[BatchOutcome]:
         return []
     registry = open_registry()
     reference = registry.version(spec.name, champion.version).lineage["profile_path"]
+    predictor: Any = None  # the champion's pipeline, loaded for the first batch: its predictions are scored
 
     outcomes: list[BatchOutcome] = []
     failures: list[str] = []
@@ -75,7 +80,7 @@ def monitor(model: str) -> list[BatchOutcome]:
             continue
         report = validate_batch(batch, spec)
         if not report.success:
-            kept_path, message = reject_batch(batch, report, spec)
+            kept_path, message = reject_batch(batch, report, spec, where="landing")
             registry.finish_batch(
                 spec.name,
                 batch.fingerprint,
@@ -87,9 +92,18 @@ def monitor(model: str) -> list[BatchOutcome]:
             failures.append(message)
             outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "quarantined"))
             continue
-        profile = profile_batch(batch, spec, kind="batch")
+        predictor = predictor if predictor is not None else load_model(spec, champion.version)
+        predictions = predict_batch(predictor, batch, spec)
+        profile = profile_batch(batch, spec, kind="batch", predictions=predictions)
         stored = archive_batch(spec, batch)
-        drift = score_drift(spec, champion.version, reference, profile.path, batch.fingerprint)
+        drift = score_drift(
+            spec,
+            champion.version,
+            reference,
+            profile.path,
+            batch.fingerprint,
+            prediction_reference=reference_predictions(spec, champion.version) if predictions else None,
+        )
         outcomes.append(_decide(spec, drift, "accepted", batch.origin, stored, profile.path, batch.rows, run_id))
 
     for window in find_traffic_windows(spec):
@@ -104,6 +118,7 @@ def monitor(model: str) -> list[BatchOutcome]:
             profile.path,
             window.key,
             report_name=f"window-{window.name}",
+            prediction_reference=reference_predictions(spec, window.version),
         )
         origin = f"traffic window {window.start} ({window.version}, {len(window.parts)} part(s))"
         outcomes.append(_decide(spec, drift, "window", origin, profile.path, profile.path, profile.rows, run_id))
@@ -160,17 +175,61 @@ def _decide(
     create_table_artifact(
         key=artifact_key(spec.name, "drift"),
         table=[
-            {"column": c.column, "kind": c.kind, "score": c.score, "threshold": c.threshold, "drifted": c.drifted}
+            {
+                "column": c.column,
+                "role": c.role,
+                "kind": c.kind,
+                "status": c.status,
+                "rows": c.rows,
+                "score": None if c.score is None else round(c.score, 4),
+                "noise floor": None if c.floor is None else round(c.floor, 4),
+                "effect": c.effect,
+                "threshold": None if c.threshold is None else round(c.threshold, 4),
+                "statistic": c.statistic or c.note,
+            }
             for c in drift.columns
         ],
         description=f"{origin}: {drift.summary()}\nreport: {drift.report_path}",
     )
     decision = decide_retrain(spec, drift.batch, run_id)
     logger.info("%s: %s: %s; %s: %s", spec.name, origin, drift.summary(), decision.decision, decision.reason)
+    source = "traffic" if status == "window" else "batch"
+    undecided = drift.undecided()
+    if undecided:
+        logger.warning("%s: %s: drift not decided for %s", spec.name, origin, ", ".join(c.column for c in undecided))
+        columns: list[dict[str, Any]] = [
+            {"column": c.column, "role": c.role, "status": c.status, "note": c.note} for c in undecided
+        ]
+        events.emit(
+            events.DRIFT_UNDECIDED,
+            spec.name,
+            {
+                "model": spec.name,
+                "version": drift.version,
+                "fingerprint": drift.batch,
+                "source": source,
+                "batch": stored,
+                "rows": drift.rows,
+                "report": drift.report_path,
+                "columns": columns,
+            },
+            alerts.drift_undecided(
+                spec.name, drift.version, f"{source} {origin}", columns, drift.report_path, events.current_run_url()
+            ),
+        )
     if decision.retrain:
-        source = "traffic" if status == "window" else "batch"
         columns = [
-            {"column": c.column, "score": c.score, "method": c.method, "threshold": c.threshold} for c in drift.drifted
+            {
+                "column": c.column,
+                "role": c.role,
+                "score": c.score,
+                "method": c.method,
+                "statistic": c.statistic,
+                "floor": c.floor,
+                "threshold": c.threshold,
+                "rows": c.rows,
+            }
+            for c in drift.drifted
         ]
         events.emit(
             events.DRIFT_DETECTED,
@@ -183,6 +242,7 @@ def _decide(
                 "batch": stored,
                 "reason": decision.reason,
                 "report": drift.report_path,
+                "kinds": drift.kinds(),
                 "columns": columns,
             },
             alerts.drift_detected(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, traffic
+from driftline import data, profiles, store, traffic
 from driftline.data import Batch
-from driftline.policy import PolicyDecision, decide
+from driftline.drift import PREDICTION
+from driftline.errors import DriftlineError
+from driftline.policy import PolicyDecision, decide, flagged
 from driftline.profiles import ProfileRecord
 from driftline.registry import open_registry
 from driftline.settings import get_settings
@@ -78,9 +81,56 @@ def decide_retrain(spec: ModelSpec, fingerprint: str, flow_run_id: str | None) -
     from datetime import UTC, datetime
 
     registry = open_registry()
-    scored = registry.batches(spec.name, status=("accepted", "window"), limit=spec.drift.of_last)
-    history = [bool(b.drift_detected) for b in scored]
+    # Batches where nothing could be decided do not count, so look further back than of_last.
+    scored = registry.batches(spec.name, status=("accepted", "window"), limit=4 * spec.drift.of_last + 20)
+    history = [flagged(b.drift, spec.drift.retrain_on, fallback=b.drift_detected) for b in scored]
     requests = registry.decisions(spec.name, limit=1, decision="retrain_requested")
     decision = decide(history, spec.drift, requests[0].at if requests else None, datetime.now(UTC))
     registry.record_decision(spec.name, decision.decision, decision.reason, fingerprint, flow_run_id)
     return decision
+
+
+@task(name="load-champion-model", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def load_model(spec: ModelSpec, version: str) -> Any:
+    """Load a version's fitted pipeline from the model store (to predict on batches for prediction drift)."""
+    return store.load(open_registry().version(spec.name, version).tag)
+
+
+@task(name="predict-batch", cache_policy=NO_CACHE)
+def predict_batch(model: Any, batch: Batch, spec: ModelSpec) -> list[Any] | None:
+    """The model's predictions on a validated batch, for prediction drift; None (and a warning) if it cannot."""
+    try:
+        return list(model.predict(batch.frame[spec.features.columns]))
+    except (KeyError, ValueError, TypeError) as error:
+        get_run_logger().warning(
+            "%s: %s: no predictions, prediction drift not scored: %s", spec.name, batch.origin, error
+        )
+        return None
+
+
+@task(name="profile-reference-predictions", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def reference_predictions(spec: ModelSpec, version: str) -> str | None:
+    """The profile of a version's predictions on its own holdout: the reference for prediction drift.
+
+    Made once per version and kept in the profile store (``<store>/<model>/reference/<version>-prediction.bin``);
+    None (and a warning) when the version's holdout or model cannot be read.
+    """
+    import fsspec
+    import pandas as pd
+
+    store_root = get_settings().profiles
+    path = profiles.profile_path(store_root, spec.name, "reference", f"{version}-prediction")
+    fs, _, (local,) = fsspec.get_fs_token_paths(path)
+    if fs.exists(local):
+        return path
+    try:
+        record = open_registry().version(spec.name, version)
+        holdout = pd.read_parquet(record.lineage["holdout_path"])
+        predicted = store.load(record.tag).predict(holdout[spec.features.columns])
+    except (DriftlineError, OSError, KeyError, ValueError) as error:
+        get_run_logger().warning(
+            "%s:%s: no prediction reference, prediction drift not scored: %s", spec.name, version, error
+        )
+        return None
+    profiles.write_profile(profiles.profile_view(pd.DataFrame({PREDICTION: list(predicted)})), path)
+    return path

@@ -44,3 +44,23 @@ def test_cooldown_edges() -> None:
 def test_min_drifted_cannot_exceed_of_last() -> None:
     with pytest.raises(ValueError, match="cannot exceed"):
         Drift(min_drifted=3, of_last=2)
+
+
+def _stored(*columns: tuple[str, str]) -> dict[str, object]:
+    return {"columns": [{"column": f"c{i}", "role": role, "status": status} for i, (role, status) in enumerate(columns)]}
+
+
+def test_only_the_kinds_the_policy_acts_on_count() -> None:
+    target_only = _stored(("feature", "ok"), ("target", "drift"))
+    assert policy.flagged(target_only, ["feature", "target", "prediction"]) is True
+    assert policy.flagged(target_only, ["feature"]) is False
+
+
+def test_a_batch_where_nothing_was_decided_is_neither_drifted_nor_clean() -> None:
+    undecided = _stored(("feature", "insufficient_data"), ("target", "unscorable"))
+    assert policy.flagged(undecided, ["feature", "target"]) is None
+    assert policy.flagged({"columns": [{"column": "x", "score": 0.2}]}, ["feature"], fallback=True) is True
+    rule = Drift(min_drifted=2, of_last=2, cooldown_minutes=0)
+    assert policy.decide([None, True], rule, None, NOW).decision == policy.UNDECIDED
+    # Older undecided batches are left out of the window rather than counted as clean.
+    assert policy.decide([True, None, True], rule, None, NOW).decision == policy.RETRAIN_REQUESTED
