@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,12 @@ class Lineage(BaseModel):
     code_version: str | None
     code_dirty: bool | None
     lock_digest: str | None
+    code_diff_digest: str | None = Field(
+        default=None, description="sha256 of `git diff HEAD` when the work tree had changes"
+    )
+    spec_digest: str | None = Field(
+        default=None, description="digest of the training-relevant spec keys and the suite (spec.training_digest)"
+    )
     flow_run_id: str | None
     window: list[str] = Field(default_factory=list, description="recent batches added to the training data")
     drift_event: dict[str, Any] | None = Field(default=None, description="the drift that started this retrain")
@@ -50,6 +57,77 @@ class Lineage(BaseModel):
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+    def identity(self) -> TrainingIdentity:
+        return TrainingIdentity(
+            data_fingerprint=self.data_fingerprint,
+            spec_digest=self.spec_digest,
+            code=CodeVersion(self.code_version, self.code_dirty, self.code_diff_digest, self.lock_digest),
+            driftline_version=self.driftline_version,
+        )
+
+
+@dataclass(frozen=True)
+class CodeVersion:
+    """The code a model was trained with: the project's git commit (and its uncommitted diff) and the lock."""
+
+    commit: str | None
+    dirty: bool | None
+    diff_digest: str | None
+    lock_digest: str | None
+
+    def same_as(self, other: CodeVersion) -> bool:
+        """Whether both are provably the same code: same commit and lock, and the same diff if either was dirty.
+
+        Outside a git repository both commits are None; the lock and driftline's version still have to match,
+        and the spec and suite are compared by their own digest.
+        """
+        if (self.commit, self.lock_digest) != (other.commit, other.lock_digest):
+            return False
+        if self.dirty or other.dirty:
+            return self.diff_digest is not None and self.diff_digest == other.diff_digest
+        return True
+
+
+@dataclass(frozen=True)
+class TrainingIdentity:
+    """What decides the model a run trains: its data, the training-relevant spec and suite, and the code."""
+
+    data_fingerprint: str
+    spec_digest: str | None
+    code: CodeVersion
+    driftline_version: str = driftline.__version__
+
+    @classmethod
+    def of_lineage(cls, lineage: dict[str, Any]) -> TrainingIdentity:
+        """The identity recorded in a stored lineage (old lineages lack the spec digest, so they never match)."""
+        return cls(
+            data_fingerprint=str(lineage.get("data_fingerprint", "")),
+            spec_digest=lineage.get("spec_digest"),
+            code=CodeVersion(
+                lineage.get("code_version"),
+                lineage.get("code_dirty"),
+                lineage.get("code_diff_digest"),
+                lineage.get("lock_digest"),
+            ),
+            driftline_version=str(lineage.get("driftline_version", "")),
+        )
+
+    def differences(self, champion: TrainingIdentity) -> list[str]:
+        """Name what differs from the champion's; empty when the run would retrain the champion itself.
+
+        A champion without a spec digest (trained before it was recorded) never matches.
+        """
+        found = []
+        if self.data_fingerprint != champion.data_fingerprint:
+            found.append("data fingerprint")
+        if champion.spec_digest is None or self.spec_digest != champion.spec_digest:
+            found.append("spec digest")
+        if not self.code.same_as(champion.code):
+            found.append("code version")
+        if self.driftline_version != champion.driftline_version:
+            found.append("driftline version")
+        return found
 
 
 def git_commit(project_dir: Path) -> tuple[str | None, bool | None]:
@@ -69,6 +147,21 @@ def git_commit(project_dir: Path) -> tuple[str | None, bool | None]:
     except (OSError, subprocess.SubprocessError):
         return None, None
     return head, bool(status.strip())
+
+
+def code_version(project_dir: Path) -> CodeVersion:
+    """The project's commit, whether its tree is dirty, the digest of its uncommitted diff, and its lock digest."""
+    commit, dirty = git_commit(project_dir)
+    diff_digest = None
+    if dirty:
+        try:
+            diff = subprocess.run(
+                ["git", "diff", "HEAD"], cwd=project_dir, capture_output=True, timeout=30, check=True
+            ).stdout
+            diff_digest = hashlib.sha256(diff).hexdigest()
+        except (OSError, subprocess.SubprocessError):
+            diff_digest = None
+    return CodeVersion(commit, dirty, diff_digest, lock_digest(project_dir))
 
 
 def lock_digest(project_dir: Path) -> str | None:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.errors import SpecError, TrainingError
-from driftline.spec import ModelSpec
+from driftline.spec import METRICS_BY_TASK, ModelSpec
 
 _ESTIMATOR_PATHS = {
     ("classification", "xgboost"): "xgboost:XGBClassifier",
@@ -56,13 +56,24 @@ class TrainingSchema:
 
 @dataclass(frozen=True)
 class Split:
-    """The training rows and the fixed holdout; champion and challenger are scored on the same holdout."""
+    """The training rows and the held-out rows; champion and challenger are scored on the same held-out rows.
+
+    ``holdout_recent`` marks the held-out rows that came from the recent window's batches (True) rather than from
+    the source (False): the gate scores both models on each part. It is None when the run has no window.
+    """
 
     train: pd.DataFrame = field(repr=False)
     holdout: pd.DataFrame = field(repr=False)
     holdout_digest: str
     seed: int
     fraction: float
+    holdout_recent: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def recent_mask(self) -> np.ndarray:
+        if self.holdout_recent is None:
+            return np.zeros(len(self.holdout), dtype=bool)
+        return np.asarray(self.holdout_recent, dtype=bool)
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -71,15 +82,51 @@ class Split:
 
 @dataclass(frozen=True)
 class Metrics:
-    """Every metric of the model's task on one holdout; ``primary`` is the spec's gate metric."""
+    """Every metric of the model's task on some rows; ``primary`` is the spec's gate metric.
+
+    ``values`` holds the metrics defined on these rows; ``undefined`` names the others and says why (ROC AUC of a
+    binary model on rows of one class, for instance), so a missing number is never a NaN.
+    """
 
     values: dict[str, float]
     primary: str
     rows: int
+    undefined: dict[str, str] = field(default_factory=dict)
 
     @property
-    def score(self) -> float:
-        return self.values[self.primary]
+    def score(self) -> float | None:
+        return self.values.get(self.primary)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's predictions on some rows, with the true values: every metric and resample is computed from this.
+
+    ``proba`` has one column per class in ``classes`` order (classification only); ``positive`` is the positive
+    class of a binary model.
+    """
+
+    task: str
+    truth: np.ndarray = field(repr=False)
+    predicted: np.ndarray = field(repr=False)
+    proba: np.ndarray | None = field(default=None, repr=False)
+    classes: tuple[Any, ...] = ()
+    positive: Any = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.truth)
+
+    def subset(self, mask: np.ndarray) -> Predictions:
+        """The same model's predictions on the rows where ``mask`` is True."""
+        return Predictions(
+            task=self.task,
+            truth=self.truth[mask],
+            predicted=self.predicted[mask],
+            proba=None if self.proba is None else self.proba[mask],
+            classes=self.classes,
+            positive=self.positive,
+        )
 
 
 def training_schema(frame: pd.DataFrame, spec: ModelSpec) -> TrainingSchema:
@@ -161,15 +208,17 @@ def as_text(X: Any) -> pd.DataFrame:
     return frame.astype(object).map(lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
 
 
-def split_holdout(frame: pd.DataFrame, spec: ModelSpec) -> Split:
+def split_holdout(frame: pd.DataFrame, spec: ModelSpec, recent_rows: int = 0) -> Split:
     """Split by a seeded hash of each row's content: the same row always lands on the same side.
 
     So the holdout is fixed for given data, and a row held out from the champion's data stays held out when the
-    data grows, so champion and challenger are compared on rows neither was trained on.
+    data grows, so champion and challenger are compared on rows neither was trained on. The last ``recent_rows``
+    rows of ``frame`` are the recent window's; the split marks which held-out rows they gave.
     """
     from driftline.data import fingerprint
 
     in_holdout = holdout_mask(frame, spec)
+    from_recent = np.arange(len(frame)) >= len(frame) - recent_rows
     train, holdout = frame[~in_holdout].reset_index(drop=True), frame[in_holdout].reset_index(drop=True)
     if len(train) == 0 or len(holdout) == 0:
         raise TrainingError(
@@ -189,6 +238,7 @@ def split_holdout(frame: pd.DataFrame, spec: ModelSpec) -> Split:
         holdout_digest=fingerprint(holdout),
         seed=spec.split.seed,
         fraction=spec.split.holdout_fraction,
+        holdout_recent=from_recent[np.asarray(in_holdout, dtype=bool)] if recent_rows else None,
     )
 
 
@@ -228,29 +278,212 @@ def positive_label(model: Any, spec: ModelSpec) -> Any:
     return classes[-1]
 
 
+def predict(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> Predictions:
+    """Predict labels (and class probabilities) for rows, kept with their true values."""
+    X = frame[spec.features.columns]
+    truth = frame[spec.target].to_numpy()
+    if spec.task != "classification":
+        return Predictions("regression", truth.astype(float), np.asarray(model.predict(X), dtype=float))
+    classes = tuple(_plain(c) for c in model.classes_)
+    positive = positive_label(model, spec) if len(classes) == 2 else None
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    # XGBoost returns float32 probabilities: in float64 their rows miss 1 by more than log loss tolerates.
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    return Predictions(
+        "classification",
+        truth,
+        np.asarray(model.predict(X)),
+        proba,
+        classes,
+        _plain(positive) if positive is not None else None,
+    )
+
+
 def evaluate(model: Any, frame: pd.DataFrame, spec: ModelSpec) -> Metrics:
     """Score a fitted model on rows (the holdout): ROC AUC, F1, accuracy, log loss; or RMSE, MAE, R²."""
+    return score(predict(model, frame, spec), spec.metric.name)
+
+
+def score(predictions: Predictions, primary: str) -> Metrics:
+    """Every metric of the task on these predictions, defined on any rows or named as undefined with the reason.
+
+    The rules, so a window that lacks a class still gets numbers (and no library warnings):
+
+    - ROC AUC, binary: needs both classes among the true values, else undefined. Multi-class: one-vs-rest AUC of
+      each class present among the true values, averaged without weights (macro); needs two classes present. With
+      every class present this is scikit-learn's ``multi_class="ovr"`` macro AUC.
+    - F1, binary: of the positive class; undefined when the rows hold no positive and none is predicted.
+      Multi-class: macro average over the classes that are true or predicted on these rows (a class absent from
+      both has no F1 and is left out, rather than counted as 0).
+    - Log loss over all the model's classes (``labels=``), so it is defined whichever classes are present.
+    - Accuracy, RMSE and MAE are defined on any non-empty rows; R² needs a target that is not constant.
+    """
+    values: dict[str, float] = {}
+    undefined: dict[str, str] = {}
+    for name in METRICS_BY_TASK[predictions.task]:
+        value, why = metric_value(predictions, name)
+        if value is None:
+            undefined[name] = why or "undefined"
+        else:
+            values[name] = value
+    return Metrics(values=values, primary=primary, rows=predictions.rows, undefined=undefined)
+
+
+def metric_value(predictions: Predictions, metric: str) -> tuple[float | None, str | None]:
+    """One metric on these predictions (rules in ``score``): its value, or None and why it is undefined."""
     from sklearn import metrics as skm
 
-    X, y = frame[spec.features.columns], frame[spec.target]
-    values: dict[str, float] = {}
-    if spec.task == "classification":
-        predicted = model.predict(X)
-        proba = model.predict_proba(X)
-        classes = list(model.classes_)
-        values["accuracy"] = skm.accuracy_score(y, predicted)
-        if len(classes) == 2:
-            positive = positive_label(model, spec)
-            column = classes.index(positive)
-            values["roc_auc"] = skm.roc_auc_score(y == positive, proba[:, column])
-            values["f1"] = skm.f1_score(y, predicted, pos_label=positive)
+    y, predicted, rows = predictions.truth, predictions.predicted, predictions.rows
+    if rows == 0:
+        return None, "no rows"
+    if metric == "accuracy":
+        return float(np.mean(y == predicted)), None
+    if metric in ("rmse", "mae", "r2"):
+        errors = y - predicted
+        if metric == "rmse":
+            return math.sqrt(float(np.mean(errors**2))), None
+        if metric == "mae":
+            return float(np.mean(np.abs(errors))), None
+        spread = float(np.sum((y - y.mean()) ** 2))
+        if spread <= 0:
+            return None, f"the target is constant on the {rows} rows"
+        return 1.0 - float(np.sum(errors**2)) / spread, None
+    assert predictions.proba is not None
+    classes = list(predictions.classes)
+    binary = len(classes) == 2
+    if metric == "log_loss":
+        return float(skm.log_loss(y, predictions.proba, labels=classes)), None
+    if metric == "f1":
+        if binary:
+            f1 = _f1(*_confusion(y, predicted, predictions.positive))
+            if f1 is None:
+                return None, f"no true or predicted {predictions.positive!r} among the {rows} rows"
+            return f1, None
+        defined = [f for f in (_f1(*_confusion(y, predicted, c)) for c in classes) if f is not None]
+        return (float(np.mean(defined)), None) if defined else (None, f"no class true or predicted in {rows} rows")
+    if metric == "roc_auc":
+        present = [c for c in classes if bool(np.any(y == c))]
+        if len(present) < 2:
+            return None, f"the {rows} rows hold one class only ({present[0]!r})" if present else "no known class"
+        if binary:
+            positive = predictions.positive
+            return float(skm.roc_auc_score(y == positive, predictions.proba[:, classes.index(positive)])), None
+        per_class = [skm.roc_auc_score(y == c, predictions.proba[:, classes.index(c)]) for c in present]
+        return float(np.mean(per_class)), None
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _confusion(y: np.ndarray, predicted: np.ndarray, label: Any) -> tuple[int, int, int]:
+    true, guessed = y == label, predicted == label
+    return int(np.sum(true & guessed)), int(np.sum(~true & guessed)), int(np.sum(true & ~guessed))
+
+
+def _f1(tp: int, fp: int, fn: int) -> float | None:
+    denominator = 2 * tp + fp + fn
+    return 2 * tp / denominator if denominator else None
+
+
+# -- resampling: a metric under many weightings of the rows, for the gate's paired bootstrap ---------------------
+
+# Above this many unique scores, ROC AUC is resampled on score quantile bins; the gate corrects the (tiny) binning
+# bias with the exact AUC, so only the spread comes from the bins.
+AUC_BINS = 256
+
+
+@dataclass(frozen=True)
+class RowStatistics:
+    """Per-group sums from which a metric is computed under any weighting of the groups (one group = rows)."""
+
+    metric: str
+    sums: np.ndarray = field(repr=False)  # (groups, statistics)
+    classes: int = 1  # multi-class AUC and F1: statistics per class, side by side
+
+
+def row_statistics(predictions: Predictions, metric: str, groups: np.ndarray, n_groups: int) -> RowStatistics:
+    """Sum each row's contribution to ``metric`` within its group; ``metric_of_sums`` turns weighted sums back."""
+    y, predicted = predictions.truth, predictions.predicted
+    ones = np.ones(len(y))
+
+    def summed(*columns: np.ndarray) -> list[np.ndarray]:
+        return [np.bincount(groups, weights=column, minlength=n_groups) for column in columns]
+
+    blocks: list[np.ndarray]
+    classes = 1
+    if metric == "accuracy":
+        blocks = summed(ones, (y == predicted).astype(float))
+    elif metric == "log_loss":
+        assert predictions.proba is not None
+        proba = predictions.proba / predictions.proba.sum(axis=1, keepdims=True)
+        index = pd.Index(list(predictions.classes)).get_indexer(y)
+        eps = np.finfo(proba.dtype).eps
+        blocks = summed(ones, -np.log(np.clip(proba[np.arange(len(y)), index], eps, 1.0)))
+    elif metric in ("rmse", "mae", "r2"):
+        errors = y - predicted
+        if metric == "rmse":
+            blocks = summed(ones, errors**2)
+        elif metric == "mae":
+            blocks = summed(ones, np.abs(errors))
         else:
-            values["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
-            values["f1"] = skm.f1_score(y, predicted, average="macro")
-        values["log_loss"] = skm.log_loss(y, proba, labels=classes)
+            blocks = summed(ones, y, y**2, errors**2)
+    elif metric == "f1":
+        labels = [predictions.positive] if len(predictions.classes) == 2 else list(predictions.classes)
+        classes = len(labels)
+        blocks = []
+        for label in labels:
+            true, guessed = y == label, predicted == label
+            blocks += summed(
+                (true & guessed).astype(float), (~true & guessed).astype(float), (true & ~guessed).astype(float)
+            )
+    elif metric == "roc_auc":
+        assert predictions.proba is not None
+        labels = [predictions.positive] if len(predictions.classes) == 2 else list(predictions.classes)
+        classes = len(labels)
+        blocks = []
+        for label in labels:
+            cells = groups * AUC_BINS + _score_bins(predictions.proba[:, list(predictions.classes).index(label)])
+            positive = (y == label).astype(float)
+            for weights in (positive, 1.0 - positive):
+                histogram = np.bincount(cells, weights=weights, minlength=n_groups * AUC_BINS)
+                blocks += list(histogram.reshape(n_groups, AUC_BINS).T)
     else:
-        predicted = model.predict(X)
-        values["rmse"] = math.sqrt(skm.mean_squared_error(y, predicted))
-        values["mae"] = skm.mean_absolute_error(y, predicted)
-        values["r2"] = skm.r2_score(y, predicted)
-    return Metrics(values={k: float(v) for k, v in values.items()}, primary=spec.metric.name, rows=len(frame))
+        raise ValueError(f"no resampling rule for metric {metric!r}")
+    sums = np.stack(blocks, axis=1)
+    return RowStatistics(metric, sums, classes)
+
+
+def _score_bins(scores: np.ndarray) -> np.ndarray:
+    """Rank scores into at most AUC_BINS ordered bins: exact ranks when they are few, quantile bins otherwise."""
+    unique = np.unique(scores)
+    if len(unique) <= AUC_BINS:
+        return np.searchsorted(unique, scores)
+    edges = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, AUC_BINS + 1)[1:-1]))
+    return np.searchsorted(edges, scores, side="right")
+
+
+def metric_of_sums(statistics: RowStatistics, weights: np.ndarray) -> np.ndarray:
+    """The metric under each row of ``weights`` (resamples x groups); NaN where a resample leaves it undefined."""
+    totals = weights @ statistics.sums  # (resamples, statistics)
+    metric = statistics.metric
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric in ("accuracy", "log_loss", "mae"):
+            return np.where(totals[:, 0] > 0, totals[:, 1] / totals[:, 0], np.nan)
+        if metric == "rmse":
+            return np.where(totals[:, 0] > 0, np.sqrt(totals[:, 1] / totals[:, 0]), np.nan)
+        if metric == "r2":
+            count, total, squares, errors = totals.T
+            spread = squares - np.where(count > 0, total**2 / count, np.nan)
+            return np.where(spread > 1e-12 * np.maximum(squares, 1.0), 1.0 - errors / spread, np.nan)
+        per_class = totals.reshape(len(totals), statistics.classes, -1)
+        if metric == "f1":
+            tp, fp, fn = per_class[:, :, 0], per_class[:, :, 1], per_class[:, :, 2]
+            denominator = 2 * tp + fp + fn
+            f1 = np.where(denominator > 0, 2 * tp / denominator, np.nan)
+        else:
+            positive, negative = per_class[:, :, :AUC_BINS], per_class[:, :, AUC_BINS:]
+            below = np.cumsum(negative, axis=2) - negative  # negatives scored strictly lower, per bin
+            pairs = positive.sum(axis=2) * negative.sum(axis=2)
+            wins = np.sum(positive * (below + 0.5 * negative), axis=2)
+            f1 = np.where(pairs > 0, wins / pairs, np.nan)  # AUC per class
+        defined = ~np.isnan(f1)
+        counted = defined.sum(axis=1)
+        return np.where(counted > 0, np.where(defined, f1, 0.0).sum(axis=1) / np.maximum(counted, 1), np.nan)

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from driftline import policy
+from driftline.gate import Outcome
 from driftline.registry import open_registry
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec
@@ -20,12 +21,27 @@ RETRAIN_STARTED = "retrain_started"
 
 @dataclass(frozen=True)
 class RetrainOutcome:
-    """Whether a retrain ran, why not if it did not, and the train outcome if it did."""
+    """Whether a retrain ran, why not if it did not, and the train outcome if it did.
+
+    ``decision`` is what the registry records: ``retrain_promoted``; ``retrain_unchanged`` (same data, spec and
+    code as the champion: nothing trained) and ``retrain_not_better`` (informational); ``retrain_rejected`` for
+    the outcomes that page (regressed, incomparable, unservable); or a skip. ``outcome`` is the gate's outcome.
+    """
 
     model: str
     decision: str
     reason: str
     trained: TrainOutcome | None = None
+    outcome: Outcome | None = None
+
+
+def retrain_decision(outcome: TrainOutcome) -> str:
+    """The decision a retrain records for its training run's outcome."""
+    if outcome.promoted:
+        return "retrain_promoted"
+    if outcome.outcome in ("unchanged", "not_better"):
+        return f"retrain_{outcome.outcome}"
+    return "retrain_rejected"
 
 
 @flow(name="retrain", flow_run_name="retrain-{model}")
@@ -83,8 +99,8 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
             run_id,
         )
         outcome = train(model=spec.name, reason=reason, window=window, drift_event=drift_event)
-        verdict = "retrain_promoted" if outcome.promoted else "retrain_rejected"
+        verdict = retrain_decision(outcome)
         registry.record_decision(spec.name, verdict, outcome.decision.reason, fingerprint or None, run_id)
-        return RetrainOutcome(spec.name, verdict, outcome.decision.reason, outcome)
+        return RetrainOutcome(spec.name, verdict, outcome.decision.reason, outcome, outcome.outcome)
     finally:
         registry.release(lease_name, run_id)

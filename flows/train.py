@@ -10,28 +10,38 @@ from prefect.runtime import flow_run
 
 from driftline import alerts, events
 from driftline.errors import DataValidationError
-from driftline.gate import GateDecision
-from driftline.lineage import Lineage, git_commit, lock_digest
-from driftline.modeling import holdout_mask
+from driftline.gate import GateDecision, Outcome
+from driftline.lineage import Lineage, TrainingIdentity, code_version
 from driftline.settings import quiet_telemetry
-from driftline.spec import load_spec
+from driftline.spec import load_spec, training_digest
 from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publish_validation
 from tasks.data import combine_batches, load_batches, reject_batch
-from tasks.evaluation import evaluate_champion, evaluate_model, evaluate_window
-from tasks.gate import decide_promotion
+from tasks.evaluation import score_holdout
+from tasks.gate import check_unchanged, decide_promotion
 from tasks.packaging import check_servability, package_model
 from tasks.profiling import profile_batch
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
-from tasks.training import fit_model, read_holdout, split_holdout, store_holdout
+from tasks.training import (
+    champion_window,
+    fit_model,
+    load_window,
+    set_aside_window_batch,
+    split_holdout,
+    store_holdout,
+)
 from tasks.validation import validate_batch
 
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    """What a training run decided: the gate decision and, if promoted, the new champion."""
+    """What a training run decided: the outcome, the gate decision and, if promoted, the new champion.
+
+    ``outcome`` is the gate's: accepted (promoted), not_better, regressed, incomparable, unservable or unchanged.
+    """
 
     model: str
     promoted: bool
+    outcome: Outcome
     decision: GateDecision
     version: str | None = None
     tag: str | None = None
@@ -47,69 +57,68 @@ def train(
     window: list[str] | None = None,
     drift_event: dict[str, Any] | None = None,
 ) -> TrainOutcome:
-    """Train a challenger for a model and promote it if it beats the champion on the same holdout.
+    """Train a challenger for a model and promote it if it beats the champion on the same held-out rows.
 
     ``data`` replaces the spec's file source for this run; ``overrides`` sets spec keys
     (``{"estimator.params.max_depth": 2}``) for an experiment; ``window`` adds recent batches (paths) to the
-    training data, and both models are also scored on their held-out rows; ``drift_event`` goes into the lineage.
+    training data, and both models are also scored on their held-out rows, which then decide. Without
+    ``window``, the champion's own window (its batches still accepted) is used, so a plain train sees the data the
+    champion saw. ``drift_event`` goes into the lineage.
     """
     quiet_telemetry()
     logger = get_run_logger()
     run_id = str(flow_run.get_id()) if flow_run.get_id() else None
     spec = load_spec(model, overrides)
     champion = read_champion(spec.name)
+    previous = champion.version if champion else None
 
     history = load_batches(spec, data)
-    recent = [batch for path in window or [] for batch in load_batches(spec, path)]
-    batches = history + recent
-    reports = [validate_batch(batch, spec) for batch in batches]
+    recent = load_window(spec, window if window is not None else champion_window(spec, champion))
+    reports = [validate_batch(batch, spec) for batch in history + recent]
     publish_validation(spec.name, reports)
-    failed = [(batch, report) for batch, report in zip(batches, reports, strict=True) if not report.success]
+    history_reports, recent_reports = reports[: len(history)], reports[len(history) :]
+    # A window batch that fails today's suite leaves the window; only the source failing fails the run.
+    for batch, report in zip(recent, recent_reports, strict=True):
+        if not report.success:
+            logger.warning("%s: %s", spec.name, set_aside_window_batch(batch, report, spec, run_id))
+    recent = [batch for batch, report in zip(recent, recent_reports, strict=True) if report.success]
+    failed = [(batch, report) for batch, report in zip(history, history_reports, strict=True) if not report.success]
     if failed:
         messages = [reject_batch(batch, report, spec)[1] for batch, report in failed]
         raise DataValidationError("\n".join(messages))
 
-    batch = combine_batches(batches)
+    batch = combine_batches(history + recent)
+    suite_digest = history_reports[0].suite_digest
+    code = code_version(spec.project_dir)
+    identity = TrainingIdentity(batch.fingerprint, training_digest(spec, suite_digest), code)
+    same = check_unchanged(spec, champion, identity)
+    if same is not None:
+        record_gate_decision(spec.name, same, run_id)
+        logger.info("%s: %s", spec.name, same.reason)
+        return TrainOutcome(spec.name, promoted=False, outcome="unchanged", decision=same, previous=previous)
+
     profile = profile_batch(batch, spec)
-    split = split_holdout(batch, spec)
+    split = split_holdout(batch, spec, recent_rows=sum(b.rows for b in recent))
     holdout = store_holdout(split, spec)
     fitted = fit_model(split, spec)
-    challenger = evaluate_model(fitted.model, split, spec)
-    champion_score = evaluate_champion(champion, split, spec)
-    publish_metrics(spec.name, challenger, champion_score.metrics, champion_score.version)
-    windows = {}
-    if champion is not None:
-        fixed = read_holdout(spec.name, champion.version)
-        windows["champion_holdout"] = evaluate_window(fitted.model, champion, fixed, spec)
-    if recent:
-        recent_rows = combine_batches(recent).frame
-        windows["recent_window"] = evaluate_window(
-            fitted.model, champion, recent_rows[holdout_mask(recent_rows, spec)], spec
-        )
+    scores = score_holdout(fitted.model, champion, split, spec)
+    publish_metrics(spec.name, scores.metrics, scores.champion.metrics, scores.champion.version)
 
-    decision = decide_promotion(spec, challenger, champion_score, split.holdout_digest, windows)
+    decision = decide_promotion(spec, split, scores)
     record_gate_decision(spec.name, decision, run_id)
     publish_gate(spec.name, decision)
     if not decision.accepted:
-        logger.warning("%s: challenger rejected: %s", spec.name, decision.reason)
-        previous = champion.version if champion else None
-        events.emit(
-            events.MODEL_REJECTED,
-            spec.name,
-            {"reason": decision.reason, "decision": decision.as_dict()},
-            alerts.model_rejected(spec.name, previous, decision.reason, events.current_run_url()),
-        )
-        return TrainOutcome(spec.name, promoted=False, decision=decision, previous=previous)
+        return _not_promoted(spec.name, decision, previous)
 
-    commit, dirty = git_commit(spec.project_dir)
     lineage = Lineage(
         model=spec.name,
         reason=reason,
         data_fingerprint=batch.fingerprint,
-        data_sources=[b.origin for b in batches],
+        data_sources=[b.origin for b in history + recent],
         rows=batch.rows,
         suite=str(spec.suite_path.name),
-        suite_digest=reports[0].suite_digest,
+        suite_digest=suite_digest,
+        spec_digest=identity.spec_digest,
         profile_path=profile.path,
         holdout_path=holdout.path,
         holdout_digest=holdout.digest,
@@ -119,14 +128,15 @@ def train(
         estimator=spec.estimator.kind,
         params=spec.estimator.params,
         seed=spec.estimator.seed,
-        metrics=challenger.values,
+        metrics=scores.metrics.values,
         gate=decision.as_dict(),
         schema=fitted.schema.as_dict(),
-        code_version=commit,
-        code_dirty=dirty,
-        lock_digest=lock_digest(spec.project_dir),
+        code_version=code.commit,
+        code_dirty=code.dirty,
+        code_diff_digest=code.diff_digest,
+        lock_digest=code.lock_digest,
         flow_run_id=run_id,
-        window=[batch.origin for batch in recent],
+        window=[b.origin for b in recent],
         drift_event=drift_event,
     )
     tag = package_model(fitted, spec, lineage)
@@ -138,18 +148,10 @@ def train(
     if spec.serving.check:
         servable = check_servability(tag, fitted, split.holdout, spec)
         if not servable.ok:
-            decision = replace(decision, accepted=False, reason=f"servability check failed: {servable.reason}")
+            decision = decision.unservable(servable.reason)
             record_gate_decision(spec.name, decision, run_id)
-            logger.warning("%s: %s not promoted: %s", spec.name, tag, decision.reason)
-            previous = champion.version if champion else None
-            events.emit(
-                events.MODEL_REJECTED,
-                spec.name,
-                {"reason": decision.reason, "tag": tag},
-                alerts.model_rejected(spec.name, previous, decision.reason, events.current_run_url()),
-            )
-            return TrainOutcome(spec.name, False, decision, version, tag, previous)
-        decision = replace(decision, windows={**decision.windows, "servability": servable.as_dict()})
+            return replace(_not_promoted(spec.name, decision, previous), version=version, tag=tag)
+        decision = decision.with_evidence("servability", servable.as_dict())
 
     entry = promote_version(spec.name, version, champion, decision, run_id)
     logger.info("%s: promoted %s (was %s): %s", spec.name, tag, entry.from_version or "none", decision.reason)
@@ -159,4 +161,22 @@ def train(
         {"version": version, "tag": tag, "previous": entry.from_version, "reason": decision.reason},
         alerts.model_promoted(spec.name, version, entry.from_version, decision.reason, events.current_run_url()),
     )
-    return TrainOutcome(spec.name, True, decision, version, tag, entry.from_version)
+    return TrainOutcome(spec.name, True, "accepted", decision, version, tag, entry.from_version)
+
+
+def _not_promoted(model: str, decision: GateDecision, previous: str | None) -> TrainOutcome:
+    """Say why the challenger was not promoted: a page for a regression or failure, an INFO line otherwise."""
+    logger = get_run_logger()
+    assert decision.outcome is not None
+    if not decision.pages:
+        # Not significantly better is the gate working, not something for on-call: no driftline.model.rejected.
+        logger.info("%s: challenger not promoted (%s): %s", model, decision.outcome, decision.reason)
+        return TrainOutcome(model, promoted=False, outcome=decision.outcome, decision=decision, previous=previous)
+    logger.warning("%s: challenger rejected (%s): %s", model, decision.outcome, decision.reason)
+    events.emit(
+        events.MODEL_REJECTED,
+        model,
+        {"reason": decision.reason, "outcome": decision.outcome, "decision": decision.as_dict()},
+        alerts.model_rejected(model, previous, decision.reason, events.current_run_url()),
+    )
+    return TrainOutcome(model, promoted=False, outcome=decision.outcome, decision=decision, previous=previous)

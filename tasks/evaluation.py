@@ -1,4 +1,4 @@
-"""Score models on the holdout: the challenger just fitted, and the champion on the same rows."""
+"""Score models on the held-out rows: the challenger just fitted, and the champion on the same rows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from driftline import modeling, store
 from driftline.errors import DriftlineError
-from driftline.modeling import Metrics, Split
+from driftline.modeling import Metrics, Predictions, Split
 from driftline.registry import Champion, open_registry
 from driftline.spec import ModelSpec
 
@@ -49,20 +49,28 @@ def evaluate_champion(champion: Champion | None, split: Split, spec: ModelSpec) 
     return champion_metrics(champion, split.holdout, spec)
 
 
-@task(name="evaluate-window", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def evaluate_window(model: Any, champion: Champion | None, rows: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
-    """Score challenger and champion on extra rows (a fixed or recent holdout); evidence, not the decision."""
-    if rows.empty:
-        return {"rows": 0}
+@dataclass(frozen=True)
+class HoldoutScores:
+    """Both models on every held-out row: predictions for the gate's bootstrap, metrics for the record."""
+
+    challenger: Predictions
+    metrics: Metrics
+    champion: ChampionScore
+    champion_predictions: Predictions | None = None
+
+
+@task(name="score-holdout", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def score_holdout(model: Any, champion: Champion | None, split: Split, spec: ModelSpec) -> HoldoutScores:
+    """Predict with the challenger and the champion on the same held-out rows (fixed and recent), once each."""
+    challenger = modeling.predict(model, split.holdout, spec)
+    metrics = modeling.score(challenger, spec.metric.name)
+    if champion is None:
+        return HoldoutScores(challenger, metrics, ChampionScore(None, None))
+    tag = open_registry().version(spec.name, champion.version).tag
     try:
-        challenger = modeling.evaluate(model, rows, spec).score
-    except ValueError as error:  # e.g. one class only in a small window: ROC AUC is undefined
-        return {"rows": len(rows), "error": str(error)}
-    scored = champion_metrics(champion, rows, spec)
-    return {
-        "rows": len(rows),
-        "metric": spec.metric.name,
-        "challenger": challenger,
-        "champion": scored.metrics.score if scored.metrics else None,
-        "champion_version": scored.version,
-    }
+        predictions = modeling.predict(store.load(tag), split.holdout, spec)
+    except (KeyError, ValueError, DriftlineError) as error:
+        failed = ChampionScore(champion.version, None, f"{type(error).__name__}: {error}")
+        return HoldoutScores(challenger, metrics, failed)
+    scored = ChampionScore(champion.version, modeling.score(predictions, spec.metric.name))
+    return HoldoutScores(challenger, metrics, scored, predictions)

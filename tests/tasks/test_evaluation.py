@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
-from driftline import store
+from driftline import modeling, store
 from driftline.examples.fraud import generate
 from driftline.registry import Champion, open_registry
 from driftline.spec import load_spec, parse_spec
-from tasks.evaluation import evaluate_champion, evaluate_model
+from tasks.evaluation import ChampionScore, evaluate_champion, evaluate_model, score_holdout
 from tasks.training import fit_model, split_holdout
 from tests.conftest import Project
 from tests.tasks.conftest import Trained, make_batch
@@ -151,3 +152,102 @@ def test_a_champion_that_cannot_read_the_holdout_is_reported_not_raised(
     assert score.version == champion.version
     assert score.metrics is None
     assert score.error is not None and "risk_score" in score.error
+
+
+# -- metrics on every window: a window that lacks a class still gets numbers, and no library warning ------------
+
+
+def _three_classes(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    label = np.digitize(x + rng.normal(0.0, 0.3, rows), [-0.5, 0.5])  # 0, 1, 2 by the size of x
+    return pd.DataFrame({"x": x, "z": rng.normal(size=rows), "label": np.array(["low", "mid", "high"])[label]})
+
+
+def _three_class_spec(metric: str = "roc_auc") -> Any:
+    return parse_spec(
+        {
+            "name": "levels",
+            "task": "classification",
+            "target": "label",
+            "source": {"path": "data/levels/*.parquet"},
+            "features": {"numeric": ["x", "z"]},
+            "estimator": {"kind": "logistic_regression", "params": {"max_iter": 500}},
+            "metric": {"name": metric},
+        }
+    )
+
+
+def test_a_three_class_model_scored_on_rows_lacking_a_class_has_defined_metrics(project: Project) -> None:
+    # pytest turns warnings into errors here: scikit-learn's "only one class"/"y_pred contains classes not in
+    # y_true" warnings would fail this test.
+    spec = _three_class_spec()
+    frame = _three_classes(600, seed=3)
+    model = fit_model.fn(split_holdout.fn(make_batch(frame), spec), spec).model
+    window = _three_classes(300, seed=4).query("label != 'high'")
+
+    metrics = modeling.evaluate(model, window, spec)
+
+    assert set(metrics.values) == {"roc_auc", "f1", "accuracy", "log_loss"} and metrics.undefined == {}
+    assert all(math.isfinite(value) for value in metrics.values.values())
+    predictions = modeling.predict(model, window, spec)
+    present = ["low", "mid"]
+    per_class = [
+        roc_auc_score(predictions.truth == c, predictions.proba[:, list(predictions.classes).index(c)])  # type: ignore[index]
+        for c in present
+    ]
+    assert metrics.values["roc_auc"] == pytest.approx(np.mean(per_class))  # one-vs-rest over the classes present
+    assert metrics.score is not None and metrics.score > 0.8
+
+
+def test_a_window_of_one_class_has_no_roc_auc_rather_than_nan(project: Project) -> None:
+    spec = _three_class_spec()
+    model = fit_model.fn(split_holdout.fn(make_batch(_three_classes(600, seed=3)), spec), spec).model
+    window = _three_classes(300, seed=4).query("label == 'mid'")
+
+    metrics = modeling.evaluate(model, window, spec)
+
+    assert "roc_auc" not in metrics.values and metrics.score is None
+    assert metrics.undefined["roc_auc"] == f"the {len(window)} rows hold one class only ('mid')"
+    assert 0.0 <= metrics.values["accuracy"] <= 1.0 and math.isfinite(metrics.values["log_loss"])
+
+
+def test_binary_metrics_on_rows_of_one_class_are_named_as_undefined(project: Project, trained_fraud: Trained) -> None:
+    holdout = trained_fraud.split.holdout
+    legit = holdout[holdout["is_fraud"] == 0]
+
+    metrics = modeling.evaluate(trained_fraud.fitted.model, legit, trained_fraud.spec)
+
+    assert metrics.score is None and "one class only" in metrics.undefined["roc_auc"]
+    assert set(metrics.values) >= {"accuracy", "log_loss"}
+
+
+def test_macro_f1_leaves_out_a_class_neither_true_nor_predicted() -> None:
+    truth = np.array(["a", "a", "b", "b"])
+    predicted = np.array(["a", "b", "b", "b"])
+    proba = np.full((4, 3), 1 / 3)
+    predictions = modeling.Predictions("classification", truth, predicted, proba, ("a", "b", "c"))
+
+    metrics = modeling.score(predictions, "f1")
+
+    # a: 2·1/(2·1+0+1) = 2/3; b: 2·2/(2·2+1+0) = 4/5; c is absent from both and left out (not counted as 0).
+    assert metrics.values["f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+
+
+def test_score_holdout_predicts_both_models_on_the_same_rows(project: Project, trained_fraud: Trained) -> None:
+    champion = _register(trained_fraud, trained_fraud.fitted.model)
+
+    scores = score_holdout.fn(trained_fraud.fitted.model, champion, trained_fraud.split, trained_fraud.spec)
+
+    assert scores.champion.version == champion.version and scores.champion.error is None
+    assert scores.champion_predictions is not None
+    assert scores.champion_predictions.rows == scores.challenger.rows == len(trained_fraud.split.holdout)
+    assert scores.metrics.values == pytest.approx(trained_fraud.metrics.values)
+    assert scores.champion.metrics is not None
+    assert scores.champion.metrics.values == pytest.approx(trained_fraud.metrics.values)
+
+
+def test_score_holdout_without_a_champion(project: Project, trained_fraud: Trained) -> None:
+    scores = score_holdout.fn(trained_fraud.fitted.model, None, trained_fraud.split, trained_fraud.spec)
+
+    assert scores.champion == ChampionScore(None, None) and scores.champion_predictions is None

@@ -115,3 +115,23 @@ def test_an_unknown_estimator_param_raises_naming_it(
     with pytest.raises(SpecError, match=rf"estimator\.params\.{param}: \w+ has no such parameter") as raised:
         fit_model.fn(split, spec)
     assert str(spec.spec_path) in str(raised.value)
+
+
+def test_the_split_marks_the_held_out_rows_of_the_recent_window(project: Project) -> None:
+    spec = load_spec("fraud")
+    source, window = generate(2000, seed=31), generate(600, seed=32)
+    frame = pd.concat([source, window], ignore_index=True)
+
+    split = split_holdout.fn(make_batch(frame), spec, recent_rows=len(window))
+
+    recent = split.holdout[split.recent_mask]
+    assert _ids(recent) == _ids(split.holdout) & _ids(window)
+    assert _ids(split.holdout[~split.recent_mask]) == _ids(split.holdout) & _ids(source)
+    # The same rows split alone land on the same side: the recent rows are the window's own holdout.
+    assert _ids(recent) == _ids(split_holdout.fn(make_batch(window), spec).holdout)
+
+
+def test_a_split_without_a_window_marks_no_recent_rows(project: Project, fraud_frame: pd.DataFrame) -> None:
+    split = split_holdout.fn(make_batch(fraud_frame), load_spec("fraud"))
+
+    assert split.holdout_recent is None and not split.recent_mask.any()
