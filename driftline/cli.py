@@ -27,6 +27,13 @@ server_app = typer.Typer(
 app.add_typer(server_app, name="server")
 
 
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON (stable keys, see README) instead of tables")]
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
 def _fail(error: DriftlineError) -> typer.Exit:
     from rich.console import Console
 
@@ -98,8 +105,10 @@ def train(
 
 
 @app.command()
-def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+def status(model: Annotated[str, typer.Argument(help="model name")], as_json: JsonFlag = False) -> None:
     """Show MODEL's champion, its versions and the last gate decisions."""
+    from dataclasses import asdict
+
     from rich.console import Console
     from rich.table import Table
 
@@ -115,6 +124,26 @@ def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         monitor_decisions = registry.decisions(model, limit=10)
     except DriftlineError as error:
         raise _fail(error) from None
+    if as_json:
+        tags = {record.version: record.tag for record in versions}
+        _print_json(
+            {
+                "model": model,
+                "champion": asdict(champion) | {"tag": tags.get(champion.version)} if champion else None,
+                "versions": [
+                    {
+                        "version": r.version,
+                        "tag": r.tag,
+                        "created_at": r.created_at,
+                        "metrics": r.lineage.get("metrics"),
+                    }
+                    for r in versions
+                ],
+                "gate_decisions": [asdict(d) for d in decisions],
+                "decisions": [asdict(d) for d in monitor_decisions],
+            }
+        )
+        return
     console = Console()
     if champion:
         console.print(
@@ -124,14 +153,14 @@ def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         console.print(f"[bold]{model}[/]: no champion yet (run `driftline train {model}`)")
     table = Table(title="versions", title_justify="left")
     for column in ("version", "created (UTC)", "metric", "rows", "data", "champion"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for record in versions:
         lineage = record.lineage
         gate = lineage.get("gate", {})
         table.add_row(
             record.version,
             f"{record.created_at:%Y-%m-%d %H:%M:%S}",
-            f"{gate.get('metric')} {gate.get('challenger', 0):.4f}",
+            f"{gate.get('metric')} {gate.get('challenger') or 0:.4f}",
             str(lineage.get("rows")),
             str(lineage.get("data_fingerprint", ""))[:12],
             "*" if champion and champion.version == record.version else "",
@@ -139,22 +168,24 @@ def status(model: Annotated[str, typer.Argument(help="model name")]) -> None:
     console.print(table)
     gates = Table(title="last gate decisions", title_justify="left")
     for column in ("when (UTC)", "decision", "reason"):
-        gates.add_column(column)
+        gates.add_column(column, overflow="fold")
     for decision in decisions:
         verdict = "[green]accepted[/]" if decision.accepted else "[red]rejected[/]"
         gates.add_row(f"{decision.at:%Y-%m-%d %H:%M:%S}", verdict, decision.reason)
     console.print(gates)
     watch = Table(title="last monitor and retrain decisions", title_justify="left")
     for column in ("when (UTC)", "decision", "batch", "reason"):
-        watch.add_column(column)
+        watch.add_column(column, overflow="fold")
     for item in monitor_decisions:
         watch.add_row(f"{item.at:%Y-%m-%d %H:%M:%S}", item.decision, (item.fingerprint or "")[:12], item.reason)
     console.print(watch)
 
 
 @app.command()
-def ledger(model: Annotated[str, typer.Argument(help="model name")]) -> None:
+def ledger(model: Annotated[str, typer.Argument(help="model name")], as_json: JsonFlag = False) -> None:
     """Show MODEL's promotion ledger: every promotion and rollback, oldest first."""
+    from dataclasses import asdict
+
     from rich.console import Console
     from rich.table import Table
 
@@ -164,9 +195,12 @@ def ledger(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         entries = open_registry().ledger(model)
     except DriftlineError as error:
         raise _fail(error) from None
+    if as_json:
+        _print_json([asdict(entry) for entry in entries])
+        return
     table = Table(title=f"{model} ledger", title_justify="left")
     for column in ("#", "when (UTC)", "action", "from", "to", "actor", "reason"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(
             str(entry.id),
@@ -183,6 +217,7 @@ def ledger(model: Annotated[str, typer.Argument(help="model name")]) -> None:
 @app.command()
 def lineage(
     ref: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="a model (its champion) or model:version")],
+    as_json: JsonFlag = True,
 ) -> None:
     """Print the lineage of a model version (the champion if no version is given) as JSON."""
     from driftline.registry import open_registry
@@ -198,7 +233,7 @@ def lineage(
         record = registry.version(model, version)
     except DriftlineError as error:
         raise _fail(error) from None
-    typer.echo(json.dumps(record.lineage, indent=2))
+    _print_json(record.lineage)
 
 
 @app.command()
@@ -237,10 +272,13 @@ def check(
 
 
 @app.command()
-def models() -> None:
+def models(as_json: JsonFlag = False) -> None:
     """List the model specs in deployments/."""
     from driftline.spec import list_models
 
+    if as_json:
+        _print_json(list_models())
+        return
     for name in list_models():
         typer.echo(name)
 
@@ -283,8 +321,8 @@ def monitor(model: Annotated[str, typer.Argument(help="model name")]) -> None:
 
 
 @app.command()
-def drift(model: Annotated[str, typer.Argument(help="model name")]) -> None:
-    """Show the drift scores of MODEL's latest monitored batch or traffic window, with the report path."""
+def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: JsonFlag = False) -> None:
+    """Show the drift verdicts of MODEL's latest monitored batch or traffic window, with the report path."""
     from rich.console import Console
     from rich.table import Table
 
@@ -295,55 +333,216 @@ def drift(model: Annotated[str, typer.Argument(help="model name")]) -> None:
     except DriftlineError as error:
         raise _fail(error) from None
     if not scored:
+        if as_json:
+            _print_json({"model": model, "batch": None, "drifted": [], "columns": []})
+            return
         typer.echo(f"{model}: no monitored batch yet (run `driftline monitor {model}`)")
         return
     latest = scored[0]
     assert latest.drift is not None
+    columns = [_drift_column(column) for column in latest.drift["columns"]]
+    if as_json:
+        _print_json(
+            {
+                "model": model,
+                "batch": latest.fingerprint,
+                "origin": latest.origin,
+                "source": "traffic" if latest.status == "window" else "batch",
+                "version": latest.champion_version,
+                "rows": latest.rows,
+                "processed_at": latest.processed_at,
+                "drifted": [c["column"] for c in columns if c["status"] == "drift"],
+                "kinds": sorted({c["role"] for c in columns if c["status"] == "drift"}),
+                "columns": columns,
+                "report": latest.report_path,
+            }
+        )
+        return
     what = latest.origin if latest.status == "accepted" else f"traffic {latest.fingerprint}"
     table = Table(title=f"{model}: {what} vs version {latest.champion_version}", title_justify="left")
-    for column in ("column", "kind", "score", "threshold", "drifted"):
-        table.add_column(column)
-    for column in sorted(latest.drift["columns"], key=lambda c: -(c["score"] or 0.0)):
-        score = "n/a" if column["score"] is None else f"{column['score']:.4f}"
-        drifted = column["score"] is not None and column["score"] >= column["threshold"]
+    for name in ("column", "role", "kind", "score", "noise floor", "threshold", "status"):
+        table.add_column(name, overflow="fold")
+    colour = {"drift": "red", "unscorable": "yellow", "insufficient_data": "yellow", "ok": "green"}
+    for column in sorted(columns, key=lambda c: (c["status"] == "ok", -(c["score"] or 0.0))):
         table.add_row(
-            column["column"], column["kind"], score, f"{column['threshold']:.4f}", "[red]yes[/]" if drifted else ""
+            column["column"],
+            column["role"],
+            column["kind"],
+            "n/a" if column["score"] is None else f"{column['score']:.4f}",
+            "n/a" if column["floor"] is None else f"{column['floor']:.4f}",
+            "n/a" if column["threshold"] is None else f"{column['threshold']:.4f}",
+            f"[{colour.get(column['status'], 'white')}]{column['status']}[/]"
+            + (f" ({column['note']})" if column["note"] else ""),
         )
     console = Console()
     console.print(table)
     console.print(f"report: {latest.report_path}")
 
 
+def _drift_column(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored column verdict with the stable ``--json`` keys (older records lack role, floor and status)."""
+    score, threshold = stored.get("score"), stored.get("threshold")
+    status = stored.get("status") or (
+        "unscorable" if score is None else "drift" if threshold is not None and score >= threshold else "ok"
+    )
+    return {
+        "column": stored["column"],
+        "kind": stored.get("kind"),
+        "role": stored.get("role", "feature"),
+        "score": score,
+        "threshold": threshold,
+        "floor": stored.get("floor"),
+        "effect": stored.get("effect"),
+        "status": status,
+        "statistic": stored.get("statistic"),
+        "rows": stored.get("rows"),
+        "note": stored.get("note", ""),
+    }
+
+
 @app.command()
-def backtest(model: Annotated[str, typer.Argument(help="model name")]) -> None:
-    """Replay the retrain policy (N of M, cooldown) over MODEL's stored drift results, oldest first."""
+def backtest(
+    model: Annotated[str, typer.Argument(help="model name")],
+    threshold: Annotated[
+        float | None, typer.Option(help="a proposed drift.threshold (effect size); drift.columns still apply")
+    ] = None,
+    min_drifted: Annotated[int | None, typer.Option(help="a proposed drift.min_drifted")] = None,
+    of_last: Annotated[int | None, typer.Option(help="a proposed drift.of_last")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replay MODEL's stored drift scores through the current retrain policy, or a proposed one, oldest first.
+
+    Each stored column verdict keeps its score and noise floor, so a proposed effect size re-judges it exactly as
+    the monitor would have: try a threshold on history before making it.
+    """
+    from driftline import drift as drift_scores
     from driftline import policy
     from driftline.registry import open_registry
     from driftline.spec import load_spec
 
     try:
         spec = load_spec(model)
+        changes = {"threshold": threshold, "min_drifted": min_drifted, "of_last": of_last}
+        proposed_rule = spec.drift.model_validate(
+            spec.drift.model_dump() | {k: v for k, v in changes.items() if v is not None}
+        )
         scored = open_registry().batches(model, status=("accepted", "window"))
         history = list(reversed([b for b in scored if b.processed_at]))
+    except (DriftlineError, ValueError) as error:
+        raise _fail(error if isinstance(error, DriftlineError) else DriftlineError(str(error))) from None
+
+    def replay(rule: Any) -> list[dict[str, Any]]:
+        flags: list[bool | None] = []
+        last_request = None
+        rows = []
+        for record in history:
+            verdict = dict(record.drift or {})
+            if verdict.get("columns"):
+                verdict["columns"] = [
+                    c | {"status": drift_scores.rejudge(c, rule.effect(c["column"]))} for c in verdict["columns"]
+                ]
+            flags.insert(0, policy.flagged(verdict, rule.retrain_on, fallback=record.drift_detected))
+            assert record.processed_at is not None
+            decision = policy.decide(flags, rule, last_request, record.processed_at)
+            if decision.retrain:
+                last_request = record.processed_at
+            drifted = [c["column"] for c in verdict.get("columns") or [] if c.get("status") == "drift"]
+            rows.append(
+                {
+                    "at": record.processed_at,
+                    "batch": record.fingerprint,
+                    "origin": record.origin,
+                    "drifted": drifted,
+                    "decision": decision.decision,
+                    "reason": decision.reason,
+                }
+            )
+        return rows
+
+    current, proposed = replay(spec.drift), replay(proposed_rule)
+    summary = {
+        name: {
+            "drifted_batches": sum(bool(r["drifted"]) for r in rows),
+            "retrain_requests": sum(r["decision"] == policy.RETRAIN_REQUESTED for r in rows),
+        }
+        for name, rows in (("current", current), ("proposed", proposed))
+    }
+    if as_json:
+        _print_json({"model": model, "batches": proposed, "policy": proposed_rule.model_dump(), "summary": summary})
+        return
+    for row in proposed:
+        label = row["batch"][:12] if not row["batch"].startswith("window:") else row["batch"]
+        drifted = ",".join(row["drifted"]) or "-"
+        typer.echo(f"{row['at']:%Y-%m-%d %H:%M:%S}  {label}  {row['decision']:<20} {drifted:<24} {row['reason']}")
+    what = "the proposed policy" if any(v is not None for v in changes.values()) else "the policy"
+    typer.echo(
+        f"{model}: {len(history)} batches and traffic windows replayed; {what} would have flagged "
+        f"{summary['proposed']['drifted_batches']} and requested {summary['proposed']['retrain_requests']} "
+        f"retrain(s) (current: {summary['current']['drifted_batches']} flagged, "
+        f"{summary['current']['retrain_requests']} requested)"
+    )
+
+
+@app.command()
+def retrain(
+    model: Annotated[str, typer.Argument(help="model name")],
+    reason: Annotated[str, typer.Option(help="why, kept in the lineage and decisions")] = "manual",
+) -> None:
+    """Run the retrain flow for MODEL now, as the deployment would: the source plus the recent window, gated."""
+    from driftline.spec import load_spec
+
+    try:
+        load_spec(model)
+        info = _connect()
+        from flows.retrain import retrain as retrain_flow
+
+        state = retrain_flow(model=model, reason=reason, return_state=True)
     except DriftlineError as error:
         raise _fail(error) from None
-    flags: list[bool] = []
-    last_request = None
-    requests = 0
-    for record in history:
-        flags.insert(0, bool(record.drift_detected))
-        assert record.processed_at is not None
-        decision = policy.decide(flags, spec.drift, last_request, record.processed_at)
-        if decision.retrain:
-            last_request = record.processed_at
-            requests += 1
-        when = f"{record.processed_at:%Y-%m-%d %H:%M:%S}"
-        label = record.fingerprint[:12] if record.status == "accepted" else record.fingerprint
-        typer.echo(f"{when}  {label}  {decision.decision:<20} {decision.reason}")
-    typer.echo(
-        f"{model}: {len(history)} batches and traffic windows replayed; "
-        f"the policy would have requested {requests} retrain(s)"
-    )
+    run_url = _completed_run_url(model, state, info)
+    outcome = state.result()
+    trained = outcome.trained
+    verdict = f"promoted {trained.tag}" if trained is not None and trained.promoted else outcome.decision
+    typer.echo(f"{model}: retrain {verdict}: {outcome.reason}\n  run: {run_url}")
+
+
+@app.command()
+def evaluate(
+    ref: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="a model (its champion) or model:version")],
+    data: Annotated[str, typer.Option(help="labeled rows: a Parquet/CSV path, glob or fsspec URL")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Print a version's metrics on a labeled file, keyed by metric name."""
+    from driftline import data as batches
+    from driftline import modeling, store
+    from driftline.spec import load_spec
+
+    model, _, version = ref.partition(":")
+    try:
+        spec = load_spec(model)
+        tag = _version_tag(model, version or None)
+        frame = batches.combine(batches.load_source(spec, data)).frame
+        missing = [c for c in [*spec.features.columns, spec.target] if c not in frame.columns]
+        if missing:
+            raise DriftlineError(
+                f"{data}: lacks column(s) {missing} that {tag} needs (features and the target '{spec.target}'); "
+                f"found {list(frame.columns)}"
+            )
+        labeled = frame[frame[spec.target].notna()]
+        if labeled.empty:
+            raise DriftlineError(f"{data}: no row has a value in the target column '{spec.target}'")
+        metrics = modeling.evaluate(store.load(tag), labeled, spec)
+    except DriftlineError as error:
+        raise _fail(error) from None
+    result = {"model": model, "version": tag.split(":", 1)[1], "rows": metrics.rows, "metrics": metrics.values}
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(f"{tag} on {data} ({metrics.rows} labeled rows):")
+    for name, value in metrics.values.items():
+        marker = "  (gate metric)" if name == spec.metric.name else ""
+        shown = "undefined" if value is None or value != value else f"{value:.4f}"
+        typer.echo(f"  {name:<10} {shown}{marker}")
 
 
 @app.command()
