@@ -158,6 +158,7 @@ def paired_bootstrap(
     samples: int,
     confidence: float,
     seed: int,
+    improvement: float | None = None,
 ) -> Bootstrap:
     """Resample the rows (the same resample for both models) and bound the challenger's improvement.
 
@@ -167,9 +168,10 @@ def paired_bootstrap(
     ROC AUC scores on large holdouts moves no bound.
     """
     rows = challenger.rows
-    improvement = _improvement(
-        modeling.metric_value(challenger, metric)[0], modeling.metric_value(champion, metric)[0], maximize
-    )
+    if improvement is None:  # callers that scored both models already pass it in (exact AUC on 1M rows costs)
+        improvement = _improvement(
+            modeling.metric_value(challenger, metric)[0], modeling.metric_value(champion, metric)[0], maximize
+        )
     assert improvement is not None, "the bootstrap needs a metric defined for both models"
     rng = np.random.default_rng(seed)
     if rows <= BOOTSTRAP_GROUPS:
@@ -234,7 +236,11 @@ def decide(
     better = "higher" if maximize else "lower"
     overall = evidence(holdout, metric, maximize)
     score = overall.challenger
-    fixed_evidence = evidence(fixed, metric, maximize) if holdout.champion is not None else None
+    fixed_evidence = None
+    if holdout.champion is not None:
+        # Without a window the fixed holdout is every held-out row: scored once.
+        same = recent is None and fixed.rows == holdout.rows
+        fixed_evidence = replace(overall, digest=fixed.digest) if same else evidence(fixed, metric, maximize)
     recent_evidence = evidence(recent, metric, maximize) if recent is not None and holdout.champion else None
 
     def result(outcome: Outcome, reason: str, **numbers: Any) -> GateDecision:
@@ -308,6 +314,7 @@ def decide(
         gate.bootstrap_samples,
         gate.confidence,
         spec.split.seed,
+        deciding_evidence.improvement,
     )
     where = {"recent": "recent rows", "fixed": "fixed-holdout rows", "holdout": "held-out rows"}[deciding.name]
     lower = "undefined" if boot.lower is None else f"{boot.lower:+.4f}"

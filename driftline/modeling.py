@@ -453,10 +453,11 @@ def row_statistics(predictions: Predictions, metric: str, groups: np.ndarray, n_
 
 def _score_bins(scores: np.ndarray) -> np.ndarray:
     """Rank scores into at most AUC_BINS ordered bins: exact ranks when they are few, quantile bins otherwise."""
-    unique = np.unique(scores)
+    ordered = np.sort(scores)
+    unique = ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
     if len(unique) <= AUC_BINS:
         return np.searchsorted(unique, scores)
-    edges = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, AUC_BINS + 1)[1:-1]))
+    edges = np.unique(ordered[(np.arange(1, AUC_BINS) * len(ordered)) // AUC_BINS])
     return np.searchsorted(edges, scores, side="right")
 
 

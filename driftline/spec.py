@@ -167,8 +167,9 @@ class Gate(_Strict):
         description="when recent rows decide: the most the challenger may lose on the fixed holdout, "
         "as a fraction of the champion's score there",
     )
-    # 1,000 resamples: the 5% quantile's Monte Carlo error is about 0.7% of the spread, and a paired bootstrap of
-    # 1M rows takes well under a second (rows are resampled in up to 1,000 random groups, Poisson weights).
+    # 1,000 resamples: the 5% quantile's Monte Carlo error is about 0.7% of the spread. Rows are resampled with
+    # Poisson weights, in up to 1,000 random groups above 1,000 rows; measured here, the whole gate on 1M held-out
+    # rows takes 0.6-0.7 s for roc_auc, 0.4 s for log_loss, under 0.1 s for accuracy, f1 and rmse.
     bootstrap_samples: int = Field(default=1000, ge=100, le=100_000, description="paired bootstrap resamples")
     first_run: Literal["min_metric", "always"] = Field(
         default="min_metric", description="with no champion: accept if min_metric is met, or always"
