@@ -150,7 +150,7 @@ def train(
         if not servable.ok:
             decision = decision.unservable(servable.reason)
             record_gate_decision(spec.name, decision, run_id)
-            return replace(_not_promoted(spec.name, decision, previous), version=version, tag=tag)
+            return replace(_not_promoted(spec.name, decision, previous, tag), version=version, tag=tag)
         decision = decision.with_evidence("servability", servable.as_dict())
 
     entry = promote_version(spec.name, version, champion, decision, run_id)
@@ -164,7 +164,7 @@ def train(
     return TrainOutcome(spec.name, True, "accepted", decision, version, tag, entry.from_version)
 
 
-def _not_promoted(model: str, decision: GateDecision, previous: str | None) -> TrainOutcome:
+def _not_promoted(model: str, decision: GateDecision, previous: str | None, tag: str | None = None) -> TrainOutcome:
     """Say why the challenger was not promoted: a page for a regression or failure, an INFO line otherwise."""
     logger = get_run_logger()
     assert decision.outcome is not None
@@ -176,7 +176,7 @@ def _not_promoted(model: str, decision: GateDecision, previous: str | None) -> T
     events.emit(
         events.MODEL_REJECTED,
         model,
-        {"reason": decision.reason, "outcome": decision.outcome, "decision": decision.as_dict()},
+        {"reason": decision.reason, "outcome": decision.outcome, "tag": tag, "decision": decision.as_dict()},
         alerts.model_rejected(model, previous, decision.reason, events.current_run_url()),
     )
     return TrainOutcome(model, promoted=False, outcome=decision.outcome, decision=decision, previous=previous)
