@@ -50,6 +50,7 @@ class BatchOutcome:
     drifted: list[str] = field(default_factory=list)
     decision: PolicyDecision | None = None
     report_path: str | None = None
+    undecided: list[str] = field(default_factory=list)  # columns too small or unscorable: never counted as fine
 
 
 @flow(name="monitor", flow_run_name="monitor-{model}")
@@ -255,4 +256,12 @@ def _decide(
                 events.current_run_url(),
             ),
         )
-    return BatchOutcome(origin, drift.batch, status, [c.column for c in drift.drifted], decision, drift.report_path)
+    return BatchOutcome(
+        origin,
+        drift.batch,
+        status,
+        [c.column for c in drift.drifted],
+        decision,
+        drift.report_path,
+        [c.column for c in undecided],
+    )
