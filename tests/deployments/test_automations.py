@@ -70,17 +70,26 @@ def test_an_alert_says_what_broke_where_to_look_and_what_to_run() -> None:
         "drift in 1 of the last 1 batches",
         [
             {"column": "country", "score": 0.12, "method": "hellinger", "threshold": 0.1},
-            {"column": "amount", "score": 0.31, "method": "hellinger", "threshold": 0.08},
+            {
+                "column": "amount",
+                "score": 0.31,
+                "method": "hellinger",
+                "threshold": 0.08,
+                "role": "feature",
+                "floor": 0.04,
+                "rows": 8000,
+            },
         ],
         "/state/reports/fraud/abc-drift.html",
         "http://ui/runs/flow-run/1",
     )
     assert (
         alert.subject
-        == "[driftline WARNING] fraud: drift in amount, country (batch landing/x.parquet); retrain requested"
+        == "[driftline WARNING] fraud: feature drift in amount, country (batch landing/x.parquet); retrain requested"
     )
     lines = alert.body.splitlines()
-    assert "  - amount: hellinger 0.310 >= threshold 0.080" in lines  # the biggest first
+    # the biggest first, with its noise floor at the batch's size
+    assert "  - amount (feature): hellinger 0.310 >= threshold 0.080 (noise floor 0.040 at 8000 rows)" in lines
     assert "report: file:///state/reports/fraud/abc-drift.html" in lines and "run: http://ui/runs/flow-run/1" in lines
     assert (
         lines[-2].startswith("run this: driftline drift fraud")

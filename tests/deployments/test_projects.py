@@ -166,6 +166,7 @@ def test_two_projects_automations_live_on_one_server_and_answer_only_their_own_e
 ) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import AutomationSort
     from prefect.events.filters import AutomationFilter, AutomationFilterTags
 
     from driftline import alerts
@@ -187,7 +188,8 @@ def test_two_projects_automations_live_on_one_server_and_answer_only_their_own_e
     def names(project_id: str) -> set[str]:
         tagged = AutomationFilter(tags=AutomationFilterTags(all_=[events.project_tag(project_id)]))
         with get_client(sync_client=True) as client:
-            return {a.name for a in client.read_automations(automations=tagged, limit=200, offset=0)}
+            found = client.read_automations(automations=tagged, sort=AutomationSort.NAME_ASC, limit=200, offset=0)
+            return {a.name for a in found}
 
     kinds = set(specs[alpha].notify.alerts)  # heartbeat included: fraud's monitor has a schedule
     assert names(alpha) == {f"driftline/{alpha}/fraud/{kind}" for kind in kinds}

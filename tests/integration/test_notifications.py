@@ -92,6 +92,7 @@ def notified(project: Project, prefect_server: str, receiver: Receiver, monkeypa
         for kind in (
             "validation_failed",
             "drift_detected",
+            "drift_undecided",
             "model_rejected",
             "model_promoted",
             "rolled_back",
@@ -125,10 +126,12 @@ def test_each_alert_arrives_once_with_what_broke_and_what_to_run(notified: Proje
     assert _line(promoted, "run this:") == f"run this: driftline rollback fraud   (back to {first.version})"
     assert "/runs/flow-run/" in _line(promoted, "run:")
 
-    rejected = train(model="fraud", overrides={"gate.min_improvement": 0.5})
-    assert not rejected.promoted
+    # Not significantly better is the gate working: no page. A regression pages.
+    assert not train(model="fraud", overrides={"gate.min_improvement": 0.5}).promoted
+    rejected = train(model="fraud", overrides=weak)
+    assert not rejected.promoted and rejected.outcome == "regressed"
     (message,) = receiver.wait_for("model-rejected")
-    assert f"champion {second.version} stays" in message["subject"] and "gate.min_improvement" in message["body"]
+    assert f"champion {second.version} stays" in message["subject"] and rejected.decision.reason in message["body"]
 
     # A corrupt batch: one validation alert naming the file and column, no "run failed" on top of it.
     corrupt = project.write_fraud_batch("corrupt.parquet", generate(500, 3, corrupt=True))
@@ -168,6 +171,7 @@ def test_each_alert_arrives_once_with_what_broke_and_what_to_run(notified: Proje
     time.sleep(3)  # anything late would arrive now
     assert len(receiver.of("validation-failed")) == 1
     assert len(receiver.of("rolled-back")) == 1 and len(receiver.of("run-failed")) == 1
+    assert len(receiver.of("model-rejected")) == 1
 
 
 def test_a_drifted_batch_alerts_with_the_top_columns_and_the_report(notified: Project, receiver: Receiver) -> None:
@@ -185,7 +189,7 @@ def test_a_drifted_batch_alerts_with_the_top_columns_and_the_report(notified: Pr
     assert "amount" in outcome.drifted
     (message,) = receiver.wait_for("drift-detected")
     assert "amount" in message["subject"] and "severity: warning" in message["body"]
-    assert "amount: hellinger" in message["body"] and "report: file://" in message["body"]
+    assert "amount (feature): hellinger" in message["body"] and "report: file://" in message["body"]
     assert _line(message, "run this:").startswith("run this: driftline drift fraud")
 
 
