@@ -14,13 +14,14 @@ class EncodedLabelClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[mi
     def __init__(self, estimator: Any) -> None:
         self.estimator = estimator
 
-    def fit(self, X: Any, y: Any) -> EncodedLabelClassifier:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> EncodedLabelClassifier:
         from sklearn.base import clone
         from sklearn.preprocessing import LabelEncoder
 
         self.encoder_ = LabelEncoder().fit(y)
         self.classes_ = self.encoder_.classes_
-        self.estimator_ = clone(self.estimator).fit(X, self.encoder_.transform(y))
+        extra = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.estimator_ = clone(self.estimator).fit(X, self.encoder_.transform(y), **extra)
         return self
 
     def predict(self, X: Any) -> Any:

@@ -104,6 +104,7 @@ class GateDecision:
     bootstrap_samples: int | None = None
     max_regression: float | None = None
     allowed_regression: float | None = None  # max_regression in the metric's units (x the champion's fixed score)
+    fixed_loss_lower_bound: float | None = None  # the challenger's loss on the fixed holdout, at least (bootstrap)
 
     def __post_init__(self) -> None:
         if self.outcome is None:
@@ -330,19 +331,34 @@ def decide(
         "upper_bound": boot.upper,
         "bootstrap_samples": boot.samples,
     }
-    if deciding.name == "recent" and fixed_evidence is not None:
-        if fixed_evidence.improvement is None or fixed_evidence.champion is None:
+    if deciding.name == "recent" and fixed is not None and fixed_evidence is not None:
+        if fixed_evidence.improvement is None or fixed_evidence.champion is None or fixed.champion is None:
             notes.append(f"the fixed holdout cannot be compared ({fixed_evidence.undefined}); no regression check")
         else:
             allowed = gate.max_regression * abs(fixed_evidence.champion)
             numbers["allowed_regression"] = allowed
             loss = -fixed_evidence.improvement
+            # Judged like the improvement: refused only when the loss surely exceeds what is allowed, so a small
+            # fixed holdout does not veto an adaptation on noise.
+            fixed_boot = paired_bootstrap(
+                fixed.challenger,
+                fixed.champion,
+                metric,
+                maximize,
+                gate.bootstrap_samples,
+                gate.confidence,
+                spec.split.seed,
+                fixed_evidence.improvement,
+            )
+            least_loss = loss if fixed_boot.upper is None else -fixed_boot.upper
+            numbers["fixed_loss_lower_bound"] = least_loss
             check = (
                 f"on the {fixed_evidence.rows} fixed-holdout rows {fixed_evidence.challenger:.4f} vs "
-                f"{fixed_evidence.champion:.4f} (loss {loss:+.4f}; gate.max_regression {gate.max_regression:g} of "
+                f"{fixed_evidence.champion:.4f} (loss {loss:+.4f}, at least {least_loss:+.4f} at gate.confidence "
+                f"{gate.confidence:g}; gate.max_regression {gate.max_regression:g} of "
                 f"{abs(fixed_evidence.champion):.4f} allows {allowed:.4f})"
             )
-            if loss > allowed:
+            if least_loss > allowed:
                 return result("regressed", f"{check}: the challenger forgets the fixed holdout; {verdict}", **numbers)
             notes.append(check)
     tail = "".join(f"; {note}" for note in notes)

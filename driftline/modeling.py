@@ -68,6 +68,7 @@ class Split:
     seed: int
     fraction: float
     holdout_recent: Any = field(default=None, repr=False, compare=False)
+    train_recent: Any = field(default=None, repr=False, compare=False)
 
     @property
     def recent_mask(self) -> np.ndarray:
@@ -239,7 +240,27 @@ def split_holdout(frame: pd.DataFrame, spec: ModelSpec, recent_rows: int = 0) ->
         seed=spec.split.seed,
         fraction=spec.split.holdout_fraction,
         holdout_recent=from_recent[np.asarray(in_holdout, dtype=bool)] if recent_rows else None,
+        train_recent=from_recent[~np.asarray(in_holdout, dtype=bool)] if recent_rows else None,
     )
+
+
+def recency_weights(split: Split, spec: ModelSpec) -> Any:
+    """Row weights that give the recent window ``retrain.window_weight`` of the training weight, or None.
+
+    After drift, the recent rows say how the world is now; weighted like any other row, a window of five small
+    batches is outvoted by years of history and the retrained model barely moves. A window already larger than its
+    share keeps plain weights: history is never weighted down below one.
+    """
+    share = spec.retrain.window_weight
+    if split.train_recent is None or share <= 0:
+        return None
+    recent = np.asarray(split.train_recent, dtype=bool)
+    count, total = int(recent.sum()), len(recent)
+    if count == 0 or count == total or count / total >= share:
+        return None
+    weights = np.ones(total)
+    weights[recent] = share * (total - count) / ((1 - share) * count)
+    return weights
 
 
 def holdout_mask(frame: pd.DataFrame, spec: ModelSpec) -> Any:
@@ -258,11 +279,12 @@ def check_target(frame: pd.DataFrame, spec: ModelSpec, origin: str) -> None:
         raise TrainingError(f"{origin}: target column '{spec.target}' has {missing} missing values")
 
 
-def fit(frame: pd.DataFrame, spec: ModelSpec) -> Any:
-    """Fit the spec's pipeline on the training rows."""
+def fit(frame: pd.DataFrame, spec: ModelSpec, weights: Any = None) -> Any:
+    """Fit the spec's pipeline on the training rows (``weights``: one per row, e.g. :func:`recency_weights`)."""
     model = pipeline(spec)
+    extra = {} if weights is None else {"model__sample_weight": np.asarray(weights, dtype=float)}
     try:
-        model.fit(frame[spec.features.columns], frame[spec.target])
+        model.fit(frame[spec.features.columns], frame[spec.target], **extra)
     except ValueError as error:
         raise TrainingError(f"{spec.label}: fitting {spec.estimator.kind} failed: {error}") from error
     return model

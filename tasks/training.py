@@ -63,8 +63,8 @@ def store_holdout(split: Split, spec: ModelSpec) -> Holdout:
 
 @task(name="fit-model", cache_policy=NO_CACHE)
 def fit_model(split: Split, spec: ModelSpec) -> FittedModel:
-    """Fit the spec's preprocessing and estimator on the training rows."""
-    model = modeling.fit(split.train, spec)
+    """Fit the spec's preprocessing and estimator on the training rows, the recent window weighted up."""
+    model = modeling.fit(split.train, spec, modeling.recency_weights(split, spec))
     return FittedModel(
         model=model,
         schema=modeling.training_schema(split.train, spec),

@@ -53,6 +53,20 @@ def test_status_ledger_and_lineage(project: Project) -> None:
     assert "fraud:v9: no such version in the registry (versions: v1)" in missing.output
 
 
+def test_status_shows_each_gate_decisions_outcome(project: Project) -> None:
+    _seed_registry()  # two older records: accepted and rejected, without an outcome
+    registry = open_registry()
+    for outcome in ("not_better", "unchanged", "unservable"):  # status shows the last five
+        registry.record_gate("fraud", False, f"the {outcome} reason", {"outcome": outcome}, "run-3")
+
+    result = runner.invoke(app, ["status", "fraud"], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[2].strip(): line for line in result.output.splitlines() if line.count("│") == 4}
+    assert {"accepted", "rejected", "not better", "unchanged", "unservable"} <= set(rows)
+    assert "the unservable reason" in rows["unservable"]
+
+
 def test_status_without_champion_says_what_to_run(project: Project) -> None:
     result = runner.invoke(app, ["status", "fraud"])
     assert result.exit_code == 0
@@ -117,7 +131,9 @@ def test_drift_and_backtest_read_the_stored_batches(project: Project) -> None:
     replay = runner.invoke(app, ["backtest", "fraud"])
     assert replay.exit_code == 0, replay.output
     # Defaults: 1 of 1 with a 60-minute cooldown; these batches arrive within a second, so only the first asks.
-    assert "5 batches and traffic windows replayed; the policy would have requested 1 retrain(s)" in replay.output
+    assert "5 batches and traffic windows replayed; the policy would have flagged 3 and requested 1 retrain(s)" in (
+        replay.output
+    )
     assert replay.output.count("skipped_cooldown") == 2
 
 
