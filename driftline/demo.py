@@ -159,6 +159,10 @@ def _acts(info: ServerInfo, demo: Path, rows: int) -> None:
         raise SystemExit(f"demo: the quarantined batch {kept} is not byte-identical")
     _say(f"   quarantined: {kept} (byte-identical)")
     _say(f"   evidence:    {kept.parent / 'validation.json'}")
+    # A spec's source is the user's: driftline copied the bad batch and left it in place. Removing it is the user's
+    # call; until then every run that reads the source fails on it, the retrain in act seven included.
+    corrupt.unlink()
+    _say(f"   {corrupt.name} was left in place (the user's file); the demo removes it, as its user would")
 
     registry = open_registry()
     champion = registry.champion("fraud")
