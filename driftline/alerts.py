@@ -7,7 +7,7 @@ dedupe key as the resource label ``driftline.alert-key`` and the automation fire
 
 Dedupe keys (documented in docs/runbook.md): ``<kind>:<model>:<subject>``, where the subject is what makes two
 alerts the same problem — the failed expectations (column + expectation), the drifted columns, the rejection's
-cause (gate or servability), the promoted or rolled-back version.
+outcome (regressed, incomparable or unservable), the promoted or rolled-back version.
 
 Plain Python: no Prefect, so it is cheap to test and to reuse.
 """
@@ -131,19 +131,49 @@ def drift_undecided(
     )
 
 
-def model_rejected(model: str, champion: str | None, reason: str, run_url: str | None) -> Alert:
-    cause = "servability" if reason.startswith("servability") else "gate"
+def model_rejected(
+    model: str, champion: str | None, reason: str, run_url: str | None, outcome: str | None = None
+) -> Alert:
+    """A gate outcome that pages: ``regressed``, ``incomparable`` or ``unservable`` (the champion stays).
+
+    Without ``outcome`` (older callers), a reason starting "servability" is ``unservable``, anything else
+    ``regressed``. The outcome is the dedupe subject: a regression and a broken package are different problems.
+    """
+    if outcome is None:
+        outcome = "unservable" if reason.startswith("servability") else "regressed"
+    stays = f"champion {champion or '(none)'} stays"
+    titles = {
+        "regressed": f"challenger {_regression(reason)}; {stays}",
+        "incomparable": f"challenger and champion could not be compared; {stays}",
+        "unservable": f"packaged version failed the servability check; {stays}",
+    }
+    look = "the log named in the reason" if outcome == "unservable" else "the gate decision"
     return Alert(
         kind="model_rejected",
         severity="warning",
         model=model,
         version=champion,
-        title=f"challenger rejected by the {cause}; champion {champion or '(none)'} stays",
-        what=[reason],
-        command=f"driftline status {model}   (nothing changed; look at the gate decision before retraining)",
-        subject_key=cause,
+        title=titles.get(outcome, f"challenger {outcome.replace('_', ' ')}; {stays}"),
+        what=[f"outcome: {outcome}", reason],
+        command=f"driftline status {model}   (nothing changed; look at {look} before retraining)",
+        subject_key=outcome,
         links={"run": run_url or ""},
     )
+
+
+def _regression(reason: str) -> str:
+    """Where the challenger regressed, read from the gate's reason (driftline/gate.py words it)."""
+    if "gate.min_metric" in reason:
+        return "missed gate.min_metric"
+    if "forgets the fixed holdout" in reason:
+        return "regressed on the fixed holdout (gate.max_regression)"
+    # "significantly worse: roc_auc on the 40 recent rows: ..." names the deciding rows between its first two colons.
+    deciding = reason.split(":", 2)[1] if reason.startswith("significantly worse:") else ""
+    if "recent rows" in deciding:
+        return "regressed on the recent rows"
+    if "fixed-holdout rows" in deciding:
+        return "regressed on the fixed holdout"
+    return "regressed"
 
 
 def model_promoted(model: str, version: str, previous: str | None, reason: str, run_url: str | None) -> Alert:

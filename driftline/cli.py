@@ -100,7 +100,12 @@ def train(
         raise _fail(error) from None
     run_url = _completed_run_url(model, state, info)
     outcome = state.result()
-    verdict = f"promoted {outcome.tag}" if outcome.promoted else "challenger rejected"
+    if outcome.promoted:
+        verdict = f"promoted {outcome.tag}"
+    elif outcome.outcome == "unservable" and outcome.tag:
+        verdict = f"unservable ({outcome.tag} packaged, not promoted)"
+    else:
+        verdict = outcome.outcome.replace("_", " ")
     typer.echo(f"{model}: {verdict}: {outcome.decision.reason}\n  run: {run_url}")
 
 
@@ -170,7 +175,10 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
     for column in ("when (UTC)", "decision", "reason"):
         gates.add_column(column, overflow="fold")
     for decision in decisions:
-        verdict = "[green]accepted[/]" if decision.accepted else "[red]rejected[/]"
+        # Records from before the gate had outcomes carry only accepted/rejected.
+        outcome = decision.evidence.get("outcome") or ("accepted" if decision.accepted else "rejected")
+        color = "green" if outcome == "accepted" else "yellow" if outcome in ("not_better", "unchanged") else "red"
+        verdict = f"[{color}]{outcome.replace('_', ' ')}[/]"
         gates.add_row(f"{decision.at:%Y-%m-%d %H:%M:%S}", verdict, decision.reason)
     console.print(gates)
     watch = Table(title="last monitor and retrain decisions", title_justify="left")
@@ -534,7 +542,13 @@ def evaluate(
         metrics = modeling.evaluate(store.load(tag), labeled, spec)
     except DriftlineError as error:
         raise _fail(error) from None
-    result = {"model": model, "version": tag.split(":", 1)[1], "rows": metrics.rows, "metrics": metrics.values}
+    result = {
+        "model": model,
+        "version": tag.split(":", 1)[1],
+        "rows": metrics.rows,
+        "metrics": metrics.values,
+        "undefined": metrics.undefined,
+    }
     if as_json:
         _print_json(result)
         return
@@ -543,6 +557,9 @@ def evaluate(
         marker = "  (gate metric)" if name == spec.metric.name else ""
         shown = "undefined" if value is None or value != value else f"{value:.4f}"
         typer.echo(f"  {name:<10} {shown}{marker}")
+    for name, why in metrics.undefined.items():
+        marker = "  (gate metric)" if name == spec.metric.name else ""
+        typer.echo(f"  {name:<10} undefined: {why}{marker}")
 
 
 @app.command()

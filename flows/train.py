@@ -177,6 +177,6 @@ def _not_promoted(model: str, decision: GateDecision, previous: str | None, tag:
         events.MODEL_REJECTED,
         model,
         {"reason": decision.reason, "outcome": decision.outcome, "tag": tag, "decision": decision.as_dict()},
-        alerts.model_rejected(model, previous, decision.reason, events.current_run_url()),
+        alerts.model_rejected(model, previous, decision.reason, events.current_run_url(), decision.outcome),
     )
     return TrainOutcome(model, promoted=False, outcome=decision.outcome, decision=decision, previous=previous)

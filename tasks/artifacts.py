@@ -11,7 +11,7 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from driftline.gate import GateDecision
+from driftline.gate import GateDecision, RowsEvidence
 from driftline.lineage import Lineage
 from driftline.modeling import Metrics
 from driftline.validation import ValidationReport
@@ -46,15 +46,23 @@ def publish_validation(model: str, reports: list[ValidationReport]) -> None:
 
 
 def publish_metrics(model: str, challenger: Metrics, champion: Metrics | None, champion_version: str | None) -> None:
-    rows = [
-        {
-            "metric": name,
-            "challenger": round(value, 6),
-            f"champion {champion_version or '(none)'}": round(champion.values[name], 6) if champion else None,
-            "gate metric": name == challenger.primary,
-        }
-        for name, value in challenger.values.items()
-    ]
+    """Publish every metric of both models on the held-out rows; an undefined metric shows why, never a NaN."""
+    names = list(dict.fromkeys([*challenger.values, *challenger.undefined]))
+    champion_column = f"champion {champion_version or '(none)'}"
+    rows = []
+    for name in names:
+        notes = [f"challenger: {challenger.undefined[name]}"] if name in challenger.undefined else []
+        if champion is not None and name in champion.undefined:
+            notes.append(f"champion: {champion.undefined[name]}")
+        rows.append(
+            {
+                "metric": name,
+                "challenger": _rounded(challenger.values.get(name)),
+                champion_column: _rounded(champion.values.get(name)) if champion else None,
+                "gate metric": name == challenger.primary,
+                "undefined": "; ".join(notes),
+            }
+        )
     create_table_artifact(
         key=artifact_key(model, "metrics"),
         table=rows,
@@ -62,27 +70,115 @@ def publish_metrics(model: str, challenger: Metrics, champion: Metrics | None, c
     )
 
 
-def publish_gate(model: str, decision: GateDecision) -> None:
-    verdict = "ACCEPTED" if decision.accepted else "REJECTED"
-    champion = f"{decision.champion:.4f} ({decision.champion_version})" if decision.champion is not None else "none"
-    text = "\n".join(
-        [
-            f"# Gate {verdict}: {model}",
-            "",
-            decision.reason,
-            "",
-            "| | |",
-            "|---|---|",
-            f"| metric | {decision.metric} ({'higher' if decision.maximize else 'lower'} is better) |",
-            f"| challenger | {decision.challenger:.4f} |",
-            f"| champion | {champion} |",
-            f"| min metric | {decision.min_metric} |",
-            f"| min improvement | {decision.min_improvement} |",
-            f"| holdout | {decision.holdout_rows} rows, digest `{decision.holdout_digest[:16]}` |",
-        ]
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    """A plain number for the markdown (``np.float64`` included), or a dash when there is none."""
+    if value is None:
+        return "—"
+    return f"{float(value):+.6g}" if signed else f"{float(value):.6g}"
+
+
+def _headline(decision: GateDecision) -> str:
+    """The decision's outcome in words: what happened to the challenger and to the champion."""
+    champion = decision.champion_version
+    stays = f"champion {champion} stays" if champion else "no champion"
+    where = {"recent": "the recent rows", "fixed": "the fixed holdout"}.get(decision.decided_on or "", "the holdout")
+    outcome = decision.outcome or ("accepted" if decision.accepted else "regressed")
+    if outcome == "accepted":
+        return f"accepted: the challenger replaces champion {champion}" if champion else "accepted: the first model"
+    if outcome == "regressed":
+        least_loss, allowed = decision.fixed_loss_lower_bound, decision.allowed_regression
+        if decision.decided_on is None:
+            return f"regressed: the challenger misses gate.min_metric; {stays}"
+        if least_loss is not None and allowed is not None and least_loss > allowed:
+            return f"regressed: the challenger loses more than gate.max_regression on the fixed holdout; {stays}"
+        return f"regressed: the challenger is significantly worse on {where}; {stays}"
+    return {
+        "not_better": f"not better: the challenger is not significantly better on {where}; {stays}",
+        "incomparable": f"incomparable: the two models could not be compared; {stays}",
+        "unservable": f"unservable: the packaged challenger failed its servability check; {stays}",
+        "unchanged": f"unchanged: same data, spec and code as champion {champion}; nothing trained, nothing promoted",
+    }[outcome]
+
+
+def gate_markdown(model: str, decision: GateDecision) -> str:
+    """The gate artifact: the outcome, the reason, and a table of every number the decision used."""
+    overall = RowsEvidence(
+        decision.holdout_rows,
+        decision.holdout_digest,
+        decision.challenger,
+        decision.champion,
+        decision.improvement if decision.decided_on == "holdout" else None,
     )
+    parts = [
+        ("holdout", "all held-out rows (gate.min_metric)", overall),
+        ("fixed", "fixed holdout", decision.fixed),
+        ("recent", "recent rows", decision.recent),
+    ]
+    lines = [
+        f"# {model}: {_headline(decision)}",
+        "",
+        decision.reason,
+        "",
+        f"## Scores: {decision.metric} ({'higher' if decision.maximize else 'lower'} is better)",
+        "",
+        "| rows | count | digest | challenger | champion | improvement | undefined: why |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label, part in parts:
+        if part is None:
+            continue
+        decides = " **(decides)**" if decision.decided_on == name else ""
+        lines.append(
+            f"| {label}{decides} | {part.rows} | `{part.digest[:16]}` | {_number(part.challenger)} | "
+            f"{_number(part.champion)} | {_number(part.improvement, signed=True)} | {part.undefined or ''} |"
+        )
+    confidence = _number(decision.confidence)
+    lines += [
+        "",
+        "## Bootstrap (paired, on the deciding rows)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| decided on | {decision.decided_on or '—'} |",
+        f"| improvement | {_number(decision.improvement, signed=True)} |",
+        f"| lower bound at confidence {confidence} | {_number(decision.lower_bound, signed=True)} |",
+        f"| upper bound at confidence {confidence} | {_number(decision.upper_bound, signed=True)} |",
+        f"| samples | {decision.bootstrap_samples if decision.bootstrap_samples is not None else '—'} |",
+        "",
+        "## Limits",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| champion | {decision.champion_version or 'none'} |",
+        f"| gate.min_metric | {_number(decision.min_metric)} |",
+        f"| gate.min_improvement | {_number(decision.min_improvement)} |",
+        f"| gate.max_regression | {_number(decision.max_regression)} |",
+        f"| allowed loss on the fixed holdout ({decision.metric} units) | {_number(decision.allowed_regression)} |",
+        f"| loss on the fixed holdout, at least (at confidence {confidence}) | "
+        f"{_number(decision.fixed_loss_lower_bound, signed=True)} |",
+    ]
+    for name, value in decision.windows.items():
+        shown = json.dumps(value, default=_plain, sort_keys=True)
+        lines += ["", f"## {name}", "", f"```json\n{shown}\n```"]
+    return "\n".join(lines)
+
+
+def _plain(value: object) -> object:
+    """numpy scalars and paths as plain JSON values."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else str(value)
+
+
+def publish_gate(model: str, decision: GateDecision) -> None:
+    """Publish the gate decision: its outcome first, then the reason and every number it used."""
     create_markdown_artifact(
-        key=artifact_key(model, "gate"), markdown=text, description=f"{model}: gate {verdict.lower()}"
+        key=artifact_key(model, "gate"),
+        markdown=gate_markdown(model, decision),
+        description=f"{model}: gate {(decision.outcome or '').replace('_', ' ')}",
     )
 
 

@@ -126,3 +126,25 @@ def test_evaluate_prints_metrics_keyed_by_name(project: Project, tmp_path: Any) 
     failed = runner.invoke(app, ["evaluate", tag, "--data", str(unlabeled)])
     assert failed.exit_code == 1 and "is_fraud" in failed.output
     assert np.isfinite(result["metrics"]["roc_auc"])
+
+
+def test_evaluate_names_an_undefined_metric_and_why(project: Project, tmp_path: Any) -> None:
+    from driftline import modeling, store
+    from driftline.examples.fraud import generate
+
+    spec = load_spec("fraud", {"estimator.params.n_estimators": 20})
+    model = modeling.fit(generate(800, 3), spec)
+    tag = store.save("fraud", model, classifier=True, labels={}, lineage={}, schema={})
+    open_registry().record_version("fraud", tag.split(":")[1], tag, {})
+    frame = generate(600, 4)
+    path = tmp_path / "one-class.parquet"
+    frame[frame["is_fraud"] == 0].to_parquet(path)  # no fraud at all: ROC AUC has nothing to rank
+
+    result = _json("evaluate", tag, "--data", str(path))
+
+    assert "roc_auc" not in result["metrics"] and "accuracy" in result["metrics"]
+    assert "one class" in result["undefined"]["roc_auc"]
+    text = runner.invoke(app, ["evaluate", tag, "--data", str(path)])
+    assert text.exit_code == 0, text.output
+    (line,) = [line for line in text.output.splitlines() if line.strip().startswith("roc_auc")]
+    assert f"undefined: {result['undefined']['roc_auc']}" in line

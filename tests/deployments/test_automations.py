@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,67 @@ def test_an_alert_says_what_broke_where_to_look_and_what_to_run() -> None:
         None,
     )
     assert same.dedupe_key == alert.dedupe_key  # the same columns drifting is the same problem
+
+
+def _reason(**classifiers: float) -> str:
+    """A real gate's reason: old and new rows, the challenger and the champion (v1) on each."""
+    from tests.tasks.test_gate import _classifier, _decide, _labels, _spec
+
+    old, new = _labels(400, 1), _labels(150, 2)
+    decision = _decide(
+        _spec(min_metric=classifiers.get("min_metric", 0.0), max_regression=0.05),
+        _classifier(old, classifiers["old"], 3),
+        _classifier(old, 0.81, 4),
+        recent=(_classifier(new, classifiers["new"], 5), _classifier(new, classifiers["champion_new"], 6)),
+    )
+    assert decision.outcome == "regressed"
+    return decision.reason
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome", "title"),
+    [
+        (
+            lambda: _reason(old=0.95, new=0.55, champion_new=0.75),
+            "regressed",
+            "challenger regressed on the recent rows; champion v1 stays",
+        ),
+        (
+            lambda: _reason(old=0.70, new=0.76, champion_new=0.50),
+            "regressed",
+            "challenger regressed on the fixed holdout (gate.max_regression); champion v1 stays",
+        ),
+        (
+            lambda: _reason(old=0.60, new=0.60, champion_new=0.50, min_metric=0.7),
+            "regressed",
+            "challenger missed gate.min_metric; champion v1 stays",
+        ),
+        (
+            lambda: "champion v1 could not be scored on this holdout (KeyError: 'x')",
+            "incomparable",
+            "challenger and champion could not be compared; champion v1 stays",
+        ),
+        (
+            lambda: "servability check failed: p95 latency 80 ms > serving.latency_budget_ms 50",
+            "unservable",
+            "packaged version failed the servability check; champion v1 stays",
+        ),
+    ],
+)
+def test_a_rejection_alert_names_its_outcome(reason: Any, outcome: str, title: str) -> None:
+    alert = alerts.model_rejected("fraud", "v1", reason(), "http://ui/runs/flow-run/2", outcome)
+
+    assert alert.subject == f"[driftline WARNING] fraud: {title}"
+    assert f"  - outcome: {outcome}" in alert.body.splitlines() and f"  - {reason()}" in alert.body.splitlines()
+    assert alert.body.splitlines()[-1] == "runbook: docs/runbook.md#model-rejected"
+    assert alert.subject_key == outcome
+
+
+def test_rejections_dedupe_by_outcome() -> None:
+    regressed = alerts.model_rejected("fraud", "v1", "significantly worse: one", None, "regressed")
+    again = alerts.model_rejected("fraud", "v2", "significantly worse: another", None, "regressed")
+    unservable = alerts.model_rejected("fraud", "v1", "servability check failed: x", None, "unservable")
+
+    assert regressed.dedupe_key == again.dedupe_key != unservable.dedupe_key
+    # Callers that do not pass the outcome still get the servability cause from the reason.
+    assert alerts.model_rejected("fraud", "v1", "servability check failed: x", None).dedupe_key == unservable.dedupe_key

@@ -215,10 +215,14 @@ def test_servability_check_blocks_a_broken_package_and_the_champion_stays(
 ) -> None:
     from driftline.registry import open_registry
     from flows.train import train
+    from tests.flows.test_train import _events
 
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(2000, seed))
-    first = train(model="fraud")
+    # A weak champion (two stumps, still above the minimum it is given), so the default model is clearly better:
+    # the second run reaches its servability check instead of ending `unchanged` or `not_better`.
+    weak = {"estimator.params": {"n_estimators": 2, "max_depth": 1, "learning_rate": 0.3}, "gate.min_metric": 0.5}
+    first = train(model="fraud", overrides=weak)
     assert first.promoted
     assert first.decision.windows["servability"]["p95_ms"] > 0
 
@@ -233,14 +237,24 @@ def test_servability_check_blocks_a_broken_package_and_the_champion_stays(
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(store, "save", broken_save)
-    second = train(model="fraud", overrides={"gate.min_improvement": 0.0, "gate.min_metric": 0.5})
-    assert not second.promoted
+    state = train(model="fraud", return_state=True)
+    assert state.is_completed(), state.message
+    second = state.result()
+    assert not second.promoted and second.outcome == "unservable" and second.decision.pages
+    assert second.decision.challenger > second.decision.champion + 0.02  # the gate alone would have promoted it
     assert second.decision.reason.startswith("servability check failed: the service refused holdout rows (400)")
     assert "].country: Input should be 'US'" in second.decision.reason
     registry = open_registry()
     assert registry.champion("fraud").version == first.version  # type: ignore[union-attr]
     assert len(registry.ledger("fraud")) == 1
-    assert registry.gate_decisions("fraud", limit=1)[0].reason == second.decision.reason
+    (recorded,) = registry.gate_decisions("fraud", limit=1)
+    assert recorded.reason == second.decision.reason and recorded.evidence["outcome"] == "unservable"
+    (rejected,) = _events(prefect_server, state.state_details.flow_run_id, expected=1)
+    assert rejected["event"] == "driftline.model.rejected"
+    assert rejected["payload"]["outcome"] == "unservable" and rejected["payload"]["tag"] == second.tag
+    alert = rejected["payload"]["alert"]
+    assert alert["title"] == f"packaged version failed the servability check; champion {first.version} stays"
+    assert alert["subject_key"] == "unservable"
 
 
 def test_a_following_service_serves_the_new_champion_and_the_rolled_back_one(
