@@ -94,6 +94,7 @@ def train(
     same = check_unchanged(spec, champion, identity)
     if same is not None:
         record_gate_decision(spec.name, same, run_id)
+        publish_gate(spec.name, same)
         logger.info("%s: %s", spec.name, same.reason)
         return TrainOutcome(spec.name, promoted=False, outcome="unchanged", decision=same, previous=previous)
 
@@ -150,6 +151,7 @@ def train(
         if not servable.ok:
             decision = decision.unservable(servable.reason)
             record_gate_decision(spec.name, decision, run_id)
+            publish_gate(spec.name, decision)  # the gate's "accepted" no longer holds: say so where it was said
             return replace(_not_promoted(spec.name, decision, previous, tag), version=version, tag=tag)
         decision = decision.with_evidence("servability", servable.as_dict())
 
