@@ -165,7 +165,7 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
         table.add_row(
             record.version,
             f"{record.created_at:%Y-%m-%d %H:%M:%S}",
-            f"{gate.get('metric')} {gate.get('challenger') or 0:.4f}",
+            f"{gate.get('metric')} " + ("n/a" if gate.get("challenger") is None else f"{gate['challenger']:.4f}"),
             str(lineage.get("rows")),
             str(lineage.get("data_fingerprint", ""))[:12],
             "*" if champion and champion.version == record.version else "",
