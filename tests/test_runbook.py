@@ -84,7 +84,7 @@ def test_every_runbook_command_runs(
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     monkeypatch.setenv("DRIFTLINE_PREFECT_SERVER_HOME", str(tmp_path / "own-server"))
     monkeypatch.setenv("DRIFTLINE_PREFECT_PORT", str(free_port()))
-    # The state the alerts describe: two promotions, a monitored drifted batch, a quarantined batch.
+    # The state the alerts describe: two promotions, a monitored drifted batch, a quarantined batch, labeled rows.
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(2000, seed))
     weak = {"estimator.params.n_estimators": 2, "estimator.params.max_depth": 1, "gate.min_metric": 0.5}
@@ -99,7 +99,7 @@ def test_every_runbook_command_runs(
     (batch,) = data.load_source(load_spec("fraud"), str(held))
     quarantined = data.quarantine(batch, "fraud", get_settings().quarantine_dir, {"validation": {}}).parent.name
 
-    values = {"<model>": "fraud", "<version>": str(second.version), "<batch>": quarantined}
+    values = {"<model>": "fraud", "<version>": str(second.version), "<batch>": quarantined, "<file>": str(held)}
     runner = CliRunner()
     for command in runbook_commands():
         for placeholder, value in values.items():
