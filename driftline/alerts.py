@@ -59,6 +59,12 @@ class Alert:
         return {**asdict(self), "subject": self.subject, "body": self.body, "dedupe_key": self.dedupe_key}
 
 
+def _deployment(model: str) -> str:
+    from driftline.deploy import deployment_name
+
+    return deployment_name(model)
+
+
 def validation_failed(
     model: str, version: str | None, batch: str, quarantined: str, failures: list[str], run_url: str | None
 ) -> Alert:
@@ -98,7 +104,11 @@ def drift_detected(
         model=model,
         version=version,
         title=f"{'/'.join(kinds)} drift in {', '.join(c['column'] for c in top)} ({source}); retrain requested",
-        what=[reason, *scores, f"the retrain/{model} deployment was triggered; its gate decides on promotion"],
+        what=[
+            reason,
+            *scores,
+            f"the retrain/{_deployment(model)} deployment was triggered; its gate decides on promotion",
+        ],
         command=f"driftline drift {model}   (if the retrained model misbehaves: driftline rollback {model})",
         subject_key=",".join(sorted(c["column"] for c in columns)),
         links={"report": f"file://{report}" if report else "", "run": run_url or ""},
@@ -229,7 +239,8 @@ def heartbeat_template(model: str, minutes: float) -> tuple[str, str]:
             "severity: critical",
             f"model: {model}",
             "what happened:",
-            f"  - no monitor/{model} run completed in the last {minutes:g} minutes (notify.heartbeat_minutes)",
+            f"  - no monitor/{_deployment(model)} run completed in the last {minutes:g} minutes "
+            "(notify.heartbeat_minutes)",
             "  - new batches and served traffic are not being checked for drift",
             f"run this: driftline monitor {model}   (then check that `driftline serve-flows` or your worker runs)",
             "runbook: docs/runbook.md#heartbeat",

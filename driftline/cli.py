@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from driftline import events
 from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
@@ -95,7 +96,8 @@ def train(
         info = _connect()
         from flows.train import train as train_flow
 
-        state = train_flow(model=model, data=data, overrides=overrides or None, reason=reason, return_state=True)
+        with events.run_tags():
+            state = train_flow(model=model, data=data, overrides=overrides or None, reason=reason, return_state=True)
     except DriftlineError as error:
         raise _fail(error) from None
     run_url = _completed_run_url(model, state, info)
@@ -314,7 +316,8 @@ def monitor(model: Annotated[str, typer.Argument(help="model name")]) -> None:
         info = _connect()
         from flows.monitor import monitor as monitor_flow
 
-        state = monitor_flow(model=model, return_state=True)
+        with events.run_tags():
+            state = monitor_flow(model=model, return_state=True)
     except DriftlineError as error:
         raise _fail(error) from None
     run_url = _completed_run_url(model, state, info)
@@ -504,7 +507,8 @@ def retrain(
         info = _connect()
         from flows.retrain import retrain as retrain_flow
 
-        state = retrain_flow(model=model, reason=reason, return_state=True)
+        with events.run_tags():
+            state = retrain_flow(model=model, reason=reason, return_state=True)
     except DriftlineError as error:
         raise _fail(error) from None
     run_url = _completed_run_url(model, state, info)
@@ -661,7 +665,7 @@ def rollback(
     """Make the last known good version (or --to) MODEL's champion again; recorded in the ledger, notified."""
     import getpass
 
-    from driftline import alerts, events
+    from driftline import alerts
     from driftline.oncall import rollback as roll_back
 
     actor = os.environ.get("DRIFTLINE_ACTOR") or getpass.getuser()

@@ -421,15 +421,21 @@ def score(
     batch: str,
     reference: str,
     calibration: Calibration | None = None,
+    labeled: bool = True,
 ) -> DriftReport:
-    """Score every monitored column of a profile against the reference with thresholds calibrated to its size."""
+    """Score every monitored column of a profile against the reference with thresholds calibrated to its size.
+
+    ``labeled=False`` (served traffic: rows carry no label) leaves the target out rather than calling it absent.
+    """
     target_columns = target_view.get_columns()
     columns = monitored_columns(spec, with_prediction=PREDICTION in reference_view.get_columns())
     if calibration is None or not calibration.fits(spec, columns):
         calibration = calibrate(reference_view, spec, columns)
     rows = profiles.view_rows(target_view)
     results = []
-    for column in columns:
+    for column, (_, role) in columns.items():
+        if role == "target" and not labeled:
+            continue
         ref = calibration.columns[column]
         effect = spec.drift.effect(column)
         view = target_columns.get(column)

@@ -120,6 +120,7 @@ def monitor(model: str) -> list[BatchOutcome]:
             window.key,
             report_name=f"window-{window.name}",
             prediction_reference=reference_predictions(spec, window.version),
+            labeled=False,  # served rows carry no label: the target is not absent, it is not there to score
         )
         origin = f"traffic window {window.start} ({window.version}, {len(window.parts)} part(s))"
         outcomes.append(_decide(spec, drift, "window", origin, profile.path, profile.path, profile.rows, run_id))

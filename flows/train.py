@@ -15,7 +15,7 @@ from driftline.lineage import Lineage, TrainingIdentity, code_version
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec, training_digest
 from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publish_validation
-from tasks.data import combine_batches, load_batches, reject_batch
+from tasks.data import check_columns, combine_batches, load_batches, reject_batch
 from tasks.evaluation import score_holdout
 from tasks.gate import check_unchanged, decide_promotion
 from tasks.packaging import check_servability, package_model
@@ -73,6 +73,7 @@ def train(
     previous = champion.version if champion else None
 
     history = load_batches(spec, data)
+    check_columns(spec, history)  # a column the spec names but the data lacks is a spec error, not a quarantine
     recent = load_window(spec, window if window is not None else champion_window(spec, champion))
     reports = [validate_batch(batch, spec) for batch in history + recent]
     publish_validation(spec.name, reports)

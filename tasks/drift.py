@@ -48,12 +48,14 @@ def score_drift(
     batch: str,
     report_name: str | None = None,
     prediction_reference: str | None = None,
+    labeled: bool = True,
 ) -> DriftReport:
     """Score drift per column against noise floors calibrated to the batch's size; write a self-contained report.
 
     ``batch`` is the batch's fingerprint or the traffic window's key; the report is ``<report_name>-drift.html``
     (default: the fingerprint's first 16 characters). ``prediction_reference`` is the profile of the version's
-    predictions on its holdout, scored against the batch's ``prediction`` column.
+    predictions on its holdout, scored against the batch's ``prediction`` column; ``labeled=False`` (served
+    traffic) leaves the target out.
     """
     reference, target = profiles.read_profile(reference_path), profiles.read_profile(profile_path)
     if prediction_reference is not None:
@@ -63,7 +65,14 @@ def score_drift(
             get_run_logger().warning("%s: prediction drift not scored: %s", spec.name, error)
     calibration = reference_calibration(prediction_reference or reference_path, reference, spec)
     report = drift.score(
-        target, reference, spec, version=version, batch=batch, reference=reference_path, calibration=calibration
+        target,
+        reference,
+        spec,
+        version=version,
+        batch=batch,
+        reference=reference_path,
+        calibration=calibration,
+        labeled=labeled,
     )
     folder = get_settings().state_dir / "reports" / spec.name
     folder.mkdir(parents=True, exist_ok=True)

@@ -177,4 +177,10 @@ def test_html_report_is_self_contained_and_shows_every_status(reference: Any) ->
     view = profiles.profile_view(frame)
     page = drift.render_html(report, view, reference)
     assert "Drift detected" in page and "<script" not in page and "http" not in page
-    assert "noise floor" in page and "unscorable" not in page or "drift" in page
+    assert "noise floor" in page and "<td>drift</td>" in page and "feature drift" in page
+
+
+def test_unlabeled_traffic_leaves_the_target_out_rather_than_calling_it_unscorable(reference: Any) -> None:
+    view = profiles.profile_view(_frame(np.random.default_rng(15), 500).drop(columns=["y"]))
+    report = drift.score(view, reference, _spec(), version="v1", batch="window", reference="r", labeled=False)
+    assert [c.column for c in report.columns] == ["x", "c"] and not report.undecided()

@@ -47,7 +47,8 @@ def test_min_drifted_cannot_exceed_of_last() -> None:
 
 
 def _stored(*columns: tuple[str, str]) -> dict[str, object]:
-    return {"columns": [{"column": f"c{i}", "role": role, "status": status} for i, (role, status) in enumerate(columns)]}
+    rows = [{"column": f"c{i}", "role": role, "status": status} for i, (role, status) in enumerate(columns)]
+    return {"columns": rows}
 
 
 def test_only_the_kinds_the_policy_acts_on_count() -> None:
