@@ -131,3 +131,22 @@ def test_breast_cancer_trains_from_its_spec_alone(project: Project, prefect_serv
     assert outcome.decision.challenger >= 0.95
     champion = open_registry().champion("breast_cancer")
     assert champion is not None and champion.version == outcome.version
+
+
+def test_a_misspelled_target_is_a_spec_error_and_the_users_file_is_untouched(
+    project: Project, prefect_server: str
+) -> None:
+    from flows.train import train
+
+    source = project.write_fraud_batch("batch-1.parquet", generate(600, 1))
+    original = source.read_bytes()
+    spec_file = project.root / "deployments" / "fraud.toml"
+    spec_file.write_text(spec_file.read_text().replace('target = "is_fraud"', 'target = "is_frad"'))
+
+    state = train(model="fraud", return_state=True)
+
+    assert state.is_failed()
+    message = str(state.message)
+    assert "SpecError" in message and "fraud.toml" in message and "target" in message and "is_fraud" in message
+    assert source.read_bytes() == original
+    assert not (project.state / "quarantine").exists()
