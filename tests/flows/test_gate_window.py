@@ -61,7 +61,7 @@ def test_a_window_decides_and_a_plain_train_keeps_the_adapted_champion(project: 
     assert first.decision.recent is None  # no window yet
 
     # 1. A retrain on the source plus a window after the shift: the recent rows decide.
-    window = [_accept(project, f"month-{seed}.parquet", _shifted(500, seed)) for seed in (11, 12, 13)]
+    window = [_accept(project, f"month-{seed}.parquet", _shifted(800, seed)) for seed in (11, 12, 13)]
     adapted = train(model="fraud", overrides=FAST, window=window, reason="drift")
     decision = adapted.decision
     assert adapted.promoted, decision.reason

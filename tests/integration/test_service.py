@@ -44,6 +44,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 WINDOW_SECONDS = 4.0
+WEAK_CHAMPION = {"estimator.params": {"n_estimators": 2, "max_depth": 1, "learning_rate": 0.3}}
 TOKEN = "test-token-0123"
 
 
@@ -64,7 +65,8 @@ def _serve(project: Project) -> Iterator[Served]:
     )
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(2000, seed))
-    outcome = train(model="fraud")
+    # A deliberately weak champion (two stumps), so a later default train is significantly better and replaces it.
+    outcome = train(model="fraud", overrides={**WEAK_CHAMPION, "gate.min_metric": 0.5})
     assert outcome.tag is not None
     port = free_port()
     log = (project.root / "bentoml.log").open("wb")
@@ -279,7 +281,7 @@ def test_a_following_service_serves_the_new_champion_and_the_rolled_back_one(
             time.sleep(0.5)
         return False
 
-    better = train(model="fraud", overrides={"estimator.params.max_depth": 2, "estimator.params.n_estimators": 10})
+    better = train(model="fraud")
     assert better.promoted and better.tag
     assert serving(better.tag), "the service did not move to the new champion"
     row = _records(served.rows)[0]
