@@ -115,3 +115,10 @@ def test_small_monthly_batches_stay_quiet_until_a_label_shift_and_a_retrain_adap
     assert registry.champion("monthly") == champion
     assert [entry.to_version for entry in registry.ledger("monthly")][-1] == champion.version
     assert all(Path(path).is_file() for path in lineage["window"])
+
+    # The nightly retrain with no new data would train the champion again: unchanged, nothing packaged, no page.
+    ledger = len(registry.ledger("monthly"))
+    nightly = runner.invoke(app, ["retrain", "monthly", "--reason", "scheduled"])
+    assert nightly.exit_code == 0 and "retrain_unchanged" in nightly.output, nightly.output
+    assert len(registry.ledger("monthly")) == ledger and registry.champion("monthly") == champion
+    assert registry.gate_decisions("monthly", limit=1)[0].evidence["outcome"] == "unchanged"
