@@ -55,3 +55,21 @@ def test_a_categorical_column_with_missing_values_is_profiled(project: Project, 
     counts = read_profile(record.path).get_column("merchant_category").get_metric("counts")
     assert counts.n.value == 800
     assert counts.null.value == 80
+
+
+def test_predictions_of_a_sample_are_profiled_beside_every_row(project: Project) -> None:
+    from driftline.examples.fraud import generate
+    from tasks.monitoring import PREDICTION_SAMPLE, predict_batch
+
+    class Constant:
+        def predict(self, rows: pd.DataFrame) -> list[int]:
+            return [1] * len(rows)
+
+    spec = load_spec("fraud")
+    batch = make_batch(generate(PREDICTION_SAMPLE + 500, 3))
+    predictions = predict_batch.fn(Constant(), batch, spec)
+    assert predictions is not None and len(predictions) == PREDICTION_SAMPLE
+    record = profile_batch.fn(batch, spec, kind="batch", predictions=predictions)
+    columns = read_profile(record.path).get_columns()
+    assert int(columns["prediction"].get_metric("counts").n.value) == PREDICTION_SAMPLE
+    assert int(columns["amount"].get_metric("counts").n.value) == batch.rows == record.rows
