@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -176,7 +176,7 @@ class Gate(_Strict):
 
 
 DriftKind = Literal["feature", "target", "prediction"]
-DRIFT_KINDS: tuple[DriftKind, ...] = ("feature", "target", "prediction")
+DRIFT_KINDS: tuple[DriftKind, ...] = get_args(DriftKind)
 
 
 class Drift(_Strict):
@@ -276,16 +276,7 @@ AlertKind = Literal[
     "run_failed",
     "heartbeat",
 ]
-ALERT_KINDS: tuple[AlertKind, ...] = (
-    "validation_failed",
-    "drift_detected",
-    "drift_undecided",
-    "model_rejected",
-    "model_promoted",
-    "rolled_back",
-    "run_failed",
-    "heartbeat",
-)
+ALERT_KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
 
 
 class Notify(_Strict):

@@ -196,6 +196,14 @@ def _decide(
     decision = decide_retrain(spec, drift.batch, run_id)
     logger.info("%s: %s: %s; %s: %s", spec.name, origin, drift.summary(), decision.decision, decision.reason)
     source = "traffic" if status == "window" else "batch"
+    about = {
+        "model": spec.name,
+        "version": drift.version,
+        "fingerprint": drift.batch,
+        "source": source,
+        "batch": stored,
+        "report": drift.report_path,
+    }
     undecided = drift.undecided()
     if undecided:
         logger.warning("%s: %s: drift not decided for %s", spec.name, origin, ", ".join(c.column for c in undecided))
@@ -205,16 +213,7 @@ def _decide(
         events.emit(
             events.DRIFT_UNDECIDED,
             spec.name,
-            {
-                "model": spec.name,
-                "version": drift.version,
-                "fingerprint": drift.batch,
-                "source": source,
-                "batch": stored,
-                "rows": drift.rows,
-                "report": drift.report_path,
-                "columns": columns,
-            },
+            {**about, "rows": drift.rows, "columns": columns},
             alerts.drift_undecided(
                 spec.name, drift.version, f"{source} {origin}", columns, drift.report_path, events.current_run_url()
             ),
@@ -236,17 +235,7 @@ def _decide(
         events.emit(
             events.DRIFT_DETECTED,
             spec.name,
-            {
-                "model": spec.name,
-                "version": drift.version,
-                "fingerprint": drift.batch,
-                "source": source,
-                "batch": stored,
-                "reason": decision.reason,
-                "report": drift.report_path,
-                "kinds": drift.kinds(),
-                "columns": columns,
-            },
+            {**about, "reason": decision.reason, "kinds": drift.kinds(), "columns": columns},
             alerts.drift_detected(
                 spec.name,
                 drift.version,
