@@ -26,8 +26,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from driftline.deploy import spawn, stop
-from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
+from driftline.runtime.prefect_api import TERMINAL, deployment_id, flow_runs
+from driftline.runtime.processes import spawn, stop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def main() -> None:
         PREFECT_HOME=str(work / "prefect-client"),
     )
 
-    from driftline import server
+    from driftline.runtime import server
 
     info = server.start(work / "prefect", server.free_port())
     os.environ["PREFECT_API_URL"] = info.api_url

@@ -5,7 +5,7 @@
 Trains the fraud example's pipeline once into a temporary BentoML store, then serves the same saved model two
 ways, one at a time, each with ``bentoml serve`` on a free loopback port:
 
-- driftline: ``driftline.service:ModelService`` as ``driftline serve`` runs it (schema checks on every row,
+- driftline: ``driftline.serving.service:ModelService`` as ``driftline serve`` runs it (schema checks on every row,
   live-traffic profiling on, adaptive batching), and once more with profiling off, to show what profiling costs;
 - bare: ``bench/bare_service.py``, the same model behind a plain ``@bentoml.api`` (no checks, no profiling).
 
@@ -53,9 +53,9 @@ class Result:
 
 def train(window_minutes: float) -> tuple[str, dict[str, str], dict[str, str], list[dict[str, Any]]]:
     """Fit the fraud spec's pipeline on generated rows and save it; return its tag, service env and sample rows."""
-    from driftline import modeling, store
     from driftline.examples.fraud import generate
-    from driftline.serving import config_for
+    from driftline.loop import modeling, store
+    from driftline.serving.config import config_for
     from driftline.spec import load_spec
 
     spec = load_spec("fraud", {"serving.window_minutes": window_minutes})
@@ -70,8 +70,8 @@ def train(window_minutes: float) -> tuple[str, dict[str, str], dict[str, str], l
 
 @contextmanager
 def served(name: str, target: str, env: dict[str, str], cwd: Path, log_dir: Path) -> Iterator[str]:
-    from driftline.processes import stop_group
-    from driftline.server import free_port
+    from driftline.runtime.processes import stop_group
+    from driftline.runtime.server import free_port
 
     port = free_port()
     bentoml_cli = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
@@ -151,8 +151,8 @@ def main() -> None:
         tag, driftline_env, unprofiled_env, rows = train(args.window_minutes)
         profile_store = work / "state" / "profiles"
         services = {
-            "driftline": ("driftline.service:ModelService", driftline_env, REPO),
-            "driftline, profiling off": ("driftline.service:ModelService", unprofiled_env, REPO),
+            "driftline": ("driftline.serving.service:ModelService", driftline_env, REPO),
+            "driftline, profiling off": ("driftline.serving.service:ModelService", unprofiled_env, REPO),
             "bare": ("bare_service:BareService", {"BENCH_MODEL_TAG": tag}, REPO / "bench"),
         }
         results: dict[tuple[str, int], list[Result]] = {}

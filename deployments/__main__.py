@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from driftline.deploy import serve
+from deployments.serve import serve
 
 if __name__ == "__main__":
     serve(sys.argv[1:] or None)

@@ -13,10 +13,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from driftline import alerts, events
-from driftline.drift import DriftReport
 from driftline.errors import DataValidationError, StoreError
-from driftline.policy import PolicyDecision
+from driftline.monitoring.drift import DriftReport
+from driftline.monitoring.policy import PolicyDecision
+from driftline.oncall import alerts, events
 from driftline.registry import open_registry
 from driftline.settings import quiet_telemetry
 from driftline.spec import ModelSpec, load_spec

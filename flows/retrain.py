@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from driftline import policy
-from driftline.gate import Outcome
+from driftline.loop.gate import Outcome
+from driftline.monitoring import policy
 from driftline.registry import open_registry
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec

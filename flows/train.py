@@ -8,10 +8,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from driftline import alerts, events
 from driftline.errors import DataValidationError
-from driftline.gate import GateDecision, Outcome
-from driftline.lineage import Lineage, TrainingIdentity, code_version
+from driftline.loop.gate import GateDecision, Outcome
+from driftline.loop.lineage import Lineage, TrainingIdentity, code_version
+from driftline.oncall import alerts, events
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec, training_digest
 from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publish_validation

@@ -11,15 +11,15 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from driftline.gate import GateDecision, RowsEvidence
-from driftline.lineage import Lineage
-from driftline.modeling import Metrics
-from driftline.validation import ValidationReport
+from driftline.loop.gate import GateDecision, RowsEvidence
+from driftline.loop.lineage import Lineage
+from driftline.loop.modeling import Metrics
+from driftline.loop.validation import ValidationReport
 
 
 def artifact_key(model: str, what: str, project: str | None = None) -> str:
     """Key an artifact ``<project>-<model>-<what>``, so projects sharing a server keep their own history."""
-    from driftline.events import current_project
+    from driftline.oncall.events import current_project
 
     key = f"{project or current_project()}-{model}-{what}"
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", key.lower())).strip("-")

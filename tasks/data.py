@@ -8,12 +8,13 @@ from typing import NamedTuple
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import alerts, data, events
-from driftline.data import Batch, SourceKind
+from driftline.loop import data
+from driftline.loop.data import Batch, SourceKind
+from driftline.loop.validation import ValidationReport
+from driftline.oncall import alerts, events
 from driftline.registry import open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
-from driftline.validation import ValidationReport
 
 
 @task(name="load-batches", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import drift, profiles
-from driftline.drift import Calibration, DriftReport
 from driftline.errors import StoreError
+from driftline.loop import profiles
+from driftline.monitoring import drift
+from driftline.monitoring.drift import Calibration, DriftReport
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 

@@ -9,9 +9,9 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import modeling, store
 from driftline.errors import DriftlineError
-from driftline.modeling import Metrics, Predictions, Split
+from driftline.loop import modeling, store
+from driftline.loop.modeling import Metrics, Predictions, Split
 from driftline.registry import Champion, open_registry
 from driftline.spec import ModelSpec
 

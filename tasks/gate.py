@@ -8,11 +8,11 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import gate
-from driftline.data import fingerprint
-from driftline.gate import GateDecision, RowsCompared
-from driftline.lineage import TrainingIdentity
-from driftline.modeling import Predictions, Split
+from driftline.loop import gate
+from driftline.loop.data import fingerprint
+from driftline.loop.gate import GateDecision, RowsCompared
+from driftline.loop.lineage import TrainingIdentity
+from driftline.loop.modeling import Predictions, Split
 from driftline.registry import Champion, open_registry
 from driftline.spec import ModelSpec
 from tasks.evaluation import HoldoutScores

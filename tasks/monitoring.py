@@ -8,16 +8,17 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, profiles, store, traffic
-from driftline.data import Batch
-from driftline.drift import PREDICTION
 from driftline.errors import DriftlineError
-from driftline.policy import PolicyDecision, decide, flagged
-from driftline.profiles import ProfileRecord
+from driftline.loop import data, profiles, store
+from driftline.loop.data import Batch
+from driftline.loop.profiles import ProfileRecord
+from driftline.monitoring import traffic
+from driftline.monitoring.drift import PREDICTION
+from driftline.monitoring.policy import PolicyDecision, decide, flagged
+from driftline.monitoring.traffic import TrafficWindow
 from driftline.registry import open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
-from driftline.traffic import TrafficWindow
 
 
 @task(name="find-new-batches", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)

@@ -6,9 +6,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import servability, store
-from driftline.lineage import Lineage
-from driftline.servability import ServabilityReport
+from driftline.loop import store
+from driftline.loop.lineage import Lineage
+from driftline.serving import servability
+from driftline.serving.servability import ServabilityReport
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from tasks.training import FittedModel

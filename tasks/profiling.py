@@ -8,10 +8,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import profiles
-from driftline.data import Batch
-from driftline.drift import PREDICTION
-from driftline.profiles import ProfileRecord
+from driftline.loop import profiles
+from driftline.loop.data import Batch
+from driftline.loop.profiles import ProfileRecord
+from driftline.monitoring.drift import PREDICTION
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 

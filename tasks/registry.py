@@ -7,8 +7,8 @@ import getpass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline.gate import GateDecision
-from driftline.lineage import Lineage
+from driftline.loop.gate import GateDecision
+from driftline.loop.lineage import Lineage
 from driftline.registry import Champion, LedgerEntry, open_registry
 
 

@@ -8,14 +8,14 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import data, modeling
-from driftline.data import Batch
 from driftline.errors import DataError
-from driftline.modeling import Split, TrainingSchema
+from driftline.loop import data, modeling
+from driftline.loop.data import Batch
+from driftline.loop.modeling import Split, TrainingSchema
+from driftline.loop.validation import ValidationReport
 from driftline.registry import Champion, open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
-from driftline.validation import ValidationReport
 from tasks.data import reject_batch
 
 WINDOW_BATCH_QUARANTINED = "window_batch_quarantined"

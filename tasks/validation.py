@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from driftline import validation
-from driftline.data import Batch
+from driftline.loop import validation
+from driftline.loop.data import Batch
+from driftline.loop.validation import ValidationReport
 from driftline.spec import ModelSpec
-from driftline.validation import ValidationReport
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE)

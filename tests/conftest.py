@@ -80,7 +80,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real Prefect server (SQLite, temp home, free loopback port) for the whole session; stopped after."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from driftline import server
+    from driftline.runtime import server
 
     home = tmp_path_factory.mktemp("prefect-home")
     info = server.start(home, server.free_port())

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from driftline.cli import app
-from driftline.data import check_head, dtype_problems, read_head
 from driftline.errors import SpecError
 from driftline.examples.fraud import generate
+from driftline.loop.data import check_head, dtype_problems, read_head
 from driftline.spec import load_spec
 from tests.conftest import REPO, Project
 

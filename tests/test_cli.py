@@ -138,8 +138,8 @@ def test_drift_and_backtest_read_the_stored_batches(project: Project) -> None:
 
 
 def test_replay_says_where_the_batch_went_and_what_runs_next(project: Project) -> None:
-    from driftline import data
     from driftline.examples.fraud import generate
+    from driftline.loop import data
     from driftline.settings import get_settings
     from driftline.spec import load_spec
 

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from driftline import drift, profiles
 from driftline.cli import app
+from driftline.loop import profiles
+from driftline.monitoring import drift
 from driftline.registry import open_registry
 from driftline.spec import load_spec
 from tests.conftest import Project
@@ -109,8 +110,8 @@ def test_drift_without_a_monitored_batch_is_empty_json(project: Project) -> None
 
 
 def test_evaluate_prints_metrics_keyed_by_name(project: Project, tmp_path: Any) -> None:
-    from driftline import modeling, store
     from driftline.examples.fraud import generate
+    from driftline.loop import modeling, store
 
     spec = load_spec("fraud", {"estimator.params.n_estimators": 20})
     frame = generate(800, 3)
@@ -129,8 +130,8 @@ def test_evaluate_prints_metrics_keyed_by_name(project: Project, tmp_path: Any) 
 
 
 def test_evaluate_names_an_undefined_metric_and_why(project: Project, tmp_path: Any) -> None:
-    from driftline import modeling, store
     from driftline.examples.fraud import generate
+    from driftline.loop import modeling, store
 
     spec = load_spec("fraud", {"estimator.params.n_estimators": 20})
     model = modeling.fit(generate(800, 3), spec)

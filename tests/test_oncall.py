@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from driftline import data
-from driftline.data import SourceKind
 from driftline.errors import DriftlineError, PromotionConflict, StoreError
 from driftline.examples.fraud import generate
-from driftline.oncall import find_quarantined, previous_good, replay, rollback
+from driftline.loop import data
+from driftline.loop.data import SourceKind
+from driftline.oncall.replay import find_quarantined, replay
+from driftline.oncall.rollback import previous_good, rollback
 from driftline.registry import open_registry
 from driftline.settings import get_settings
 from driftline.spec import load_spec

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from driftline.requests import describe_errors, row_model, to_frame
+from driftline.serving.requests import describe_errors, row_model, to_frame
 
 SCHEMA: dict[str, Any] = {
     "target": "y",

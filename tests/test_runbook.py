@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.examples.fraud import generate
-from driftline.processes import stop_group
-from driftline.server import free_port
+from driftline.runtime.processes import stop_group
+from driftline.runtime.server import free_port
 from tests.conftest import REPO, Project
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ def _start_and_stop(args: list[str], ready: str, project: Project) -> None:
 def test_every_runbook_command_runs(
     project: Project, prefect_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from driftline import data
+    from driftline.loop import data
     from driftline.registry import open_registry
     from driftline.settings import get_settings
     from driftline.spec import load_spec

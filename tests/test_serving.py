@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from driftline.errors import SpecError
-from driftline.serving import CONFIG_ENV, BearerAuth, Coalescer, ServeConfig, config_for, config_from_env
+from driftline.serving.auth import BearerAuth
+from driftline.serving.batching import Coalescer
+from driftline.serving.config import CONFIG_ENV, ServeConfig, config_for, config_from_env
 from driftline.spec import load_spec
 from tests.conftest import Project
 

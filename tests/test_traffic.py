@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from driftline import profiles, traffic
 from driftline.examples.fraud import generate
-from driftline.traffic import TrafficProfiler, closed_windows, merge_window
+from driftline.loop import profiles
+from driftline.monitoring import traffic
+from driftline.monitoring.traffic import TrafficProfiler, closed_windows, merge_window
 
 FEATURES = ["amount", "merchant_category", "country", "card_present", "hour", "distance_km", "tx_count_24h"]
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC).timestamp()

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from driftline import alerts
-from driftline.automations import plan, resolve_blocks
 from driftline.errors import SpecError
+from driftline.oncall import alerts
+from driftline.oncall.automations import plan, resolve_blocks
 from driftline.spec import load_spec
 from tests.conftest import Project
 

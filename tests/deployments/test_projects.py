@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from driftline import events
-from driftline.automations import _replaces, plan
-from driftline.deploy import build, deployment_name, drift_trigger
+from deployments.serve import build, drift_trigger
+from driftline.oncall import events
+from driftline.oncall.automations import _replaces, plan
+from driftline.oncall.events import deployment_name
 from driftline.settings import get_settings
 from driftline.spec import load_spec
 from tests.conftest import Project
@@ -169,8 +170,8 @@ def test_two_projects_automations_live_on_one_server_and_answer_only_their_own_e
     from prefect.client.schemas.sorting import AutomationSort
     from prefect.events.filters import AutomationFilter, AutomationFilterTags
 
-    from driftline import alerts
-    from driftline.automations import deploy
+    from driftline.oncall import alerts
+    from driftline.oncall.automations import deploy
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     alpha, beta = two_projects
@@ -219,7 +220,7 @@ def test_a_drift_event_of_one_project_starts_only_its_own_retrain(
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    from driftline.prefect_api import deployment_id, flow_runs
+    from driftline.runtime.prefect_api import deployment_id, flow_runs
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     alpha = two_projects[0]

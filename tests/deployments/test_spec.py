@@ -129,7 +129,7 @@ def test_sql_source_needs_table_or_query() -> None:
 
 
 def test_unknown_estimator_parameter_names_the_key(project: Project) -> None:
-    from driftline.modeling import pipeline
+    from driftline.loop.modeling import pipeline
 
     spec = load_spec("fraud", {"estimator.params.max_dept": 3})
     with pytest.raises(

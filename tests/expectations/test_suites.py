@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from driftline.data import Batch, fingerprint
+from driftline.loop.data import Batch, fingerprint
+from driftline.loop.validation import validate
 from driftline.spec import load_spec
-from driftline.validation import validate
 from tests.conftest import Project
 
 
@@ -38,7 +38,7 @@ def test_fraud_suite_fails_a_corrupt_batch_naming_columns(project: Project) -> N
 
 
 def test_breast_cancer_suite_passes_the_bundled_data_and_fails_a_broken_copy(project: Project) -> None:
-    from driftline.data import load_source
+    from driftline.loop.data import load_source
 
     spec = load_spec("breast_cancer")
     (batch,) = load_source(spec)
@@ -54,7 +54,7 @@ def test_breast_cancer_suite_passes_the_bundled_data_and_fails_a_broken_copy(pro
 def test_every_shipped_suite_loads_whole(project: Project, name: str) -> None:
     import json
 
-    from driftline.validation import load_suite
+    from driftline.loop.validation import load_suite
 
     spec = load_spec(name)
     entries = json.loads(spec.suite_path.read_text())["expectations"]

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from driftline.deploy import spawn, stop
-from driftline.events import model_resource
 from driftline.examples.fraud import generate
-from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
+from driftline.oncall.events import model_resource
 from driftline.registry import open_registry
+from driftline.runtime.prefect_api import TERMINAL, deployment_id, flow_runs
+from driftline.runtime.processes import spawn, stop
 from tests.conftest import Project
 from tests.flows.test_train import _events
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.data import fingerprint
 from driftline.examples.fraud import generate
+from driftline.loop.data import fingerprint
 from driftline.registry import open_registry
 from tests.conftest import REPO, Project
 from tests.flows.test_train import _events

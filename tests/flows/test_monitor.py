@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from driftline.events import model_resource_id
 from driftline.examples.fraud import generate
+from driftline.oncall.events import model_resource_id
 from driftline.registry import open_registry
 from tests.conftest import Project
 from tests.flows.test_train import _events
@@ -66,7 +66,7 @@ def test_monitor_scores_drift_and_never_processes_a_batch_twice(project: Project
 def test_a_broken_landing_batch_is_moved_to_quarantine_replayed_home_and_then_scored(
     project: Project, prefect_server: str
 ) -> None:
-    from driftline.oncall import replay
+    from driftline.oncall.replay import replay
     from driftline.spec import load_spec
     from flows.monitor import monitor
     from flows.train import train

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from driftline import libs, store
-from driftline.bento import build
+from driftline import libs
 from driftline.examples.fraud import generate
-from driftline.modeling import fit, training_schema
-from driftline.serving import config_for
+from driftline.loop import store
+from driftline.loop.modeling import fit, training_schema
+from driftline.serving.bento import build
+from driftline.serving.config import config_for
 from driftline.spec import load_spec
 from tests.conftest import REPO, Project
 

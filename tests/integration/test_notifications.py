@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.examples.fraud import generate
-from driftline.server import free_port
+from driftline.runtime.server import free_port
 from tests.conftest import Project
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def receiver() -> Iterator[Receiver]:
 def notified(project: Project, prefect_server: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Project:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
-    from driftline.automations import deploy
+    from driftline.oncall.automations import deploy
     from driftline.settings import get_settings
     from driftline.spec import load_spec
 
@@ -108,7 +108,7 @@ def _line(message: dict[str, Any], prefix: str) -> str:
 
 
 def test_each_alert_arrives_once_with_what_broke_and_what_to_run(notified: Project, receiver: Receiver) -> None:
-    from driftline import events
+    from driftline.oncall import events
     from flows.train import train
 
     runner = CliRunner()

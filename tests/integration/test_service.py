@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import store
 from driftline.examples.fraud import generate
-from driftline.processes import stop_group
-from driftline.requests import describe_errors
-from driftline.server import free_port
-from driftline.traffic import stamp, window_start
+from driftline.loop import store
+from driftline.monitoring.traffic import stamp, window_start
+from driftline.runtime.processes import stop_group
+from driftline.runtime.server import free_port
+from driftline.serving.requests import describe_errors
 from tests.conftest import Project, new_project
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from driftline.data import Batch, fingerprint
-from driftline.lineage import Lineage
-from driftline.modeling import Metrics, Split
+from driftline.loop.data import Batch, fingerprint
+from driftline.loop.lineage import Lineage
+from driftline.loop.modeling import Metrics, Split
 from driftline.spec import ModelSpec, load_spec
 from tasks.training import FittedModel
 from tests.conftest import Project

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from driftline import gate
-from driftline.gate import GateDecision
-from driftline.modeling import Metrics
+from driftline.loop import gate
+from driftline.loop.gate import GateDecision
+from driftline.loop.modeling import Metrics
 from tasks import artifacts
 from tests.conftest import Project
 from tests.tasks.test_gate import _classifier, _decide, _labels, _spec

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from driftline.data import Batch, fingerprint
 from driftline.errors import DataError, SpecError
 from driftline.examples.fraud import generate
+from driftline.loop.data import Batch, fingerprint
 from driftline.spec import load_spec
 from tasks.data import check_columns, kept_message, load_batches, quarantine_batch
 from tests.conftest import REPO, Project
@@ -28,7 +28,7 @@ from tests.conftest import REPO, Project
 
 def test_fingerprint_is_the_same_in_another_process() -> None:
     code = (
-        "from driftline.data import fingerprint\n"
+        "from driftline.loop.data import fingerprint\n"
         "from driftline.examples.fraud import generate\n"
         "print(fingerprint(generate(500, seed=3)))\n"
     )
@@ -315,7 +315,7 @@ def test_a_column_missing_from_one_batch_only_is_that_batch_s_problem(project: P
 
 
 def test_quarantine_writes_a_non_file_batch_as_parquet(project: Project) -> None:
-    from driftline.validation import ExpectationOutcome, ValidationReport
+    from driftline.loop.validation import ExpectationOutcome, ValidationReport
 
     spec = load_spec("breast_cancer")
     (batch,) = load_batches.fn(spec)

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import drift, profiles
+from driftline.loop import profiles
+from driftline.monitoring import drift
 from driftline.spec import ModelSpec, parse_spec
 
 CATEGORIES = ["a", "b", "c", "d"]

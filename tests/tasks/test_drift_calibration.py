@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import drift, profiles
+from driftline.loop import profiles
+from driftline.monitoring import drift
 from driftline.spec import ModelSpec, parse_spec
 
 pytestmark = pytest.mark.statistical

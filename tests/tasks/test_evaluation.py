@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from driftline import modeling, store
 from driftline.examples.fraud import generate
+from driftline.loop import modeling, store
 from driftline.registry import Champion, open_registry
 from driftline.spec import load_spec, parse_spec
 from tasks.evaluation import ChampionScore, evaluate_champion, evaluate_model, score_holdout

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import gate, modeling
-from driftline.gate import GateDecision, RowsCompared
-from driftline.lineage import CodeVersion, TrainingIdentity
-from driftline.modeling import Predictions
+from driftline.loop import gate, modeling
+from driftline.loop.gate import GateDecision, RowsCompared
+from driftline.loop.lineage import CodeVersion, TrainingIdentity
+from driftline.loop.modeling import Predictions
 from driftline.registry import Champion, open_registry
 from driftline.spec import ModelSpec, load_spec, parse_spec
 from tasks.evaluation import ChampionScore, HoldoutScores

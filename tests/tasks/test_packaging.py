@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 
-from driftline import libs, store
+from driftline import libs
+from driftline.loop import store
 from tasks.packaging import package_model
 from tests.conftest import Project
 from tests.tasks.conftest import Trained

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from driftline import policy
+from driftline.monitoring import policy
 from driftline.spec import Drift
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

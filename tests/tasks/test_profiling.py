@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from driftline.profiles import read_profile
+from driftline.loop.profiles import read_profile
 from driftline.spec import load_spec
 from tasks.profiling import profile_batch
 from tests.conftest import Project

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftline.errors import PromotionConflict, StoreError
-from driftline.gate import GateDecision
+from driftline.loop.gate import GateDecision
 from driftline.registry import Champion, LedgerEntry, Registry, open_registry
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
 from tests.conftest import Project

@@ -10,8 +10,8 @@ import pytest
 
 from driftline.errors import SpecError
 from driftline.examples.fraud import generate
+from driftline.loop.validation import suite_digest
 from driftline.spec import load_spec
-from driftline.validation import suite_digest
 from tasks.validation import validate_batch
 from tests.conftest import Project
 from tests.tasks.conftest import make_batch

@@ -7,22 +7,11 @@ Deployments are named ``retrain/<model>@<project>`` and ``monitor/<model>@<proje
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from driftline import events
-from driftline.processes import stop_group
+from driftline.oncall import events
 from driftline.spec import ModelSpec, list_models, load_spec
-
-
-def deployment_name(model: str, project: str | None = None) -> str:
-    """The name of a model's deployments in a project (the flow's name comes before it: ``retrain/<this>``)."""
-    return f"{model}@{project or events.current_project()}"
 
 
 def drift_trigger(spec: ModelSpec, project: str | None = None) -> Any:
@@ -61,7 +50,7 @@ def build(specs: list[ModelSpec], project: str | None = None) -> list[Any]:
         )
         deployments.append(
             retrain.to_deployment(
-                name=deployment_name(spec.name, project),
+                name=events.deployment_name(spec.name, project),
                 parameters={"model": spec.name, "reason": "scheduled"},
                 schedules=retrain_schedules,
                 triggers=[drift_trigger(spec, project)],
@@ -76,7 +65,7 @@ def build(specs: list[ModelSpec], project: str | None = None) -> list[Any]:
         )
         deployments.append(
             monitor.to_deployment(
-                name=deployment_name(spec.name, project),
+                name=events.deployment_name(spec.name, project),
                 parameters={"model": spec.name},
                 schedules=monitor_schedules,
                 tags=tags,
@@ -92,20 +81,3 @@ def serve(models: list[str] | None = None, limit: int | None = None) -> None:
 
     specs = [load_spec(name) for name in (models or list_models())]
     prefect_serve(*build(specs), limit=limit)
-
-
-def spawn(
-    models: list[str], cwd: Path, log_path: Path, poll_seconds: float = 10.0, limit: int | None = None
-) -> subprocess.Popen[bytes]:
-    """Start ``driftline serve-flows MODELS`` in its own process group (for the demo, the bench and tests)."""
-    env = {**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": f"{poll_seconds:g}"}
-    command = [sys.executable, "-m", "driftline.cli", "serve-flows", *models]
-    if limit is not None:
-        command += ["--limit", str(limit)]
-    with log_path.open("wb") as log:
-        return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Stop a spawned runner: Ctrl-C first (it finishes cleanly), then kill its process group."""
-    stop_group(process, signal.SIGINT, timeout)

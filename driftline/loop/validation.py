@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from driftline import libs
-from driftline.data import Batch
 from driftline.errors import SpecError
+from driftline.loop.data import Batch
 from driftline.spec import ModelSpec
 
 

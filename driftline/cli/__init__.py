@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from driftline import events
 from driftline.errors import DriftlineError
+from driftline.oncall import events
 
 if TYPE_CHECKING:
-    from driftline.server import ServerInfo
+    from driftline.runtime.server import ServerInfo
 
 app = typer.Typer(
     name="driftline",
@@ -44,7 +44,7 @@ def _fail(error: DriftlineError) -> typer.Exit:
 
 def _connect() -> ServerInfo:
     """Make sure a Prefect API is reachable and exported as PREFECT_API_URL before Prefect is imported."""
-    from driftline import server
+    from driftline.runtime import server
     from driftline.settings import get_settings, quiet_telemetry
 
     quiet_telemetry()
@@ -257,10 +257,10 @@ def check(
 
     Reads at most the first 1000 rows (of the first file, or through a SQL LIMIT); needs no Prefect server.
     """
-    from driftline.data import HEAD_ROWS, check_head
-    from driftline.modeling import pipeline
+    from driftline.loop.data import HEAD_ROWS, check_head
+    from driftline.loop.modeling import pipeline
+    from driftline.loop.validation import load_suite
     from driftline.spec import load_spec
-    from driftline.validation import load_suite
 
     try:
         spec = load_spec(model)
@@ -299,7 +299,7 @@ def serve_flows(
     limit: Annotated[int | None, typer.Option(help="most flow runs at once")] = None,
 ) -> None:
     """Serve the retrain (nightly + drift trigger) and monitor deployments of every model from this process."""
-    from driftline.deploy import serve
+    from deployments.serve import serve
 
     try:
         info = _connect()
@@ -426,8 +426,8 @@ def backtest(
     Each stored column verdict keeps its score and noise floor, so a proposed effect size re-judges it exactly as
     the monitor would have: try a threshold on history before making it.
     """
-    from driftline import drift as drift_scores
-    from driftline import policy
+    from driftline.monitoring import drift as drift_scores
+    from driftline.monitoring import policy
     from driftline.registry import open_registry
     from driftline.spec import load_spec
 
@@ -525,8 +525,8 @@ def evaluate(
     as_json: JsonFlag = False,
 ) -> None:
     """Print a version's metrics on a labeled file, keyed by metric name."""
-    from driftline import data as batches
-    from driftline import modeling, store
+    from driftline.loop import data as batches
+    from driftline.loop import modeling, store
     from driftline.spec import load_spec
 
     model, _, version = ref.partition(":")
@@ -577,7 +577,7 @@ def serve(
     import shutil
     import sys
 
-    from driftline.serving import config_for, resolve_token
+    from driftline.serving.config import config_for, resolve_token
     from driftline.settings import get_settings, quiet_telemetry
     from driftline.spec import load_spec
 
@@ -606,7 +606,10 @@ def serve(
             else ""
         )
     )
-    os.execv(bentoml_cli, [bentoml_cli, "serve", "driftline.service:ModelService", "--host", host, "--port", str(port)])
+    os.execv(
+        bentoml_cli,
+        [bentoml_cli, "serve", "driftline.serving.service:ModelService", "--host", host, "--port", str(port)],
+    )
 
 
 @app.command()
@@ -615,8 +618,8 @@ def build(
     version: Annotated[str | None, typer.Option(help="a version (default: the champion)")] = None,
 ) -> None:
     """Build a Bento for MODEL's champion (or --version): the service, the model and pinned requirements."""
-    from driftline.bento import build as build_bento
-    from driftline.serving import config_for
+    from driftline.serving.bento import build as build_bento
+    from driftline.serving.config import config_for
     from driftline.settings import get_settings
     from driftline.spec import load_spec
 
@@ -635,7 +638,7 @@ def deploy(
     models: Annotated[list[str] | None, typer.Argument(help="models (default: every spec)")] = None,
 ) -> None:
     """Create or replace each model's on-call automations on the Prefect server, from its [notify] section."""
-    from driftline.automations import deploy as deploy_automations
+    from driftline.oncall.automations import deploy as deploy_automations
     from driftline.spec import list_models, load_spec
 
     try:
@@ -665,8 +668,8 @@ def rollback(
     """Make the last known good version (or --to) MODEL's champion again; recorded in the ledger, notified."""
     import getpass
 
-    from driftline import alerts
-    from driftline.oncall import rollback as roll_back
+    from driftline.oncall import alerts
+    from driftline.oncall.rollback import rollback as roll_back
 
     actor = os.environ.get("DRIFTLINE_ACTOR") or getpass.getuser()
     try:
@@ -698,7 +701,7 @@ def replay(
     A landing batch moves back to its landing path; a source batch goes back only if its source file is gone (it
     was never moved). The registry then lets the monitor score it. Nothing is written over a file that is there.
     """
-    from driftline.oncall import replay as replay_batch
+    from driftline.oncall.replay import replay as replay_batch
     from driftline.spec import load_spec
 
     try:
@@ -719,7 +722,7 @@ def replay(
 @app.command()
 def demo() -> None:
     """Run the whole loop on the synthetic fraud data, on a Prefect server of the demo's own (kept for browsing)."""
-    from driftline.demo import connect, run
+    from driftline.cli.demo import connect, run
 
     # The demo prints its own timeline; Prefect's console lines would bury it. Runs still log fully to the UI.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -741,7 +744,7 @@ ServerHome = Annotated[
 @server_app.command("start")
 def server_start(home: ServerHome = None) -> None:
     """Start the managed Prefect server (or report the one running) and print its addresses."""
-    from driftline import server
+    from driftline.runtime import server
     from driftline.settings import get_settings
 
     settings = get_settings()
@@ -758,7 +761,7 @@ def server_start(home: ServerHome = None) -> None:
 @server_app.command("stop")
 def server_stop(home: ServerHome = None) -> None:
     """Stop the managed Prefect server (or the one driftline started under --home, e.g. the demo's)."""
-    from driftline import server
+    from driftline.runtime import server
     from driftline.settings import get_settings
 
     where = (home or get_settings().prefect_home).resolve()
@@ -769,7 +772,7 @@ def server_stop(home: ServerHome = None) -> None:
 @server_app.command("status")
 def server_status(home: ServerHome = None) -> None:
     """Say whether the Prefect server driftline uses (PREFECT_API_URL, the managed one, or --home's) is answering."""
-    from driftline import server
+    from driftline.runtime import server
     from driftline.settings import get_settings
 
     if home is not None:

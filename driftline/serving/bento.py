@@ -1,6 +1,6 @@
 """Build a Bento (BentoML's deployable archive) for one model version: the service, the model, pinned requirements.
 
-The service is ``driftline.service:ModelService``; the Bento carries the driftline package's source, the model
+The service is ``driftline.serving.service:ModelService``; the Bento carries the driftline package's source, the model
 version, ``DRIFTLINE_SERVE_CONFIG`` naming it (with the spec's profiling and auth settings), and the exact
 dependency set from ``uv.lock`` (``uv export``). Where the Bento runs, ``DRIFTLINE_PROFILE_STORE`` redirects the
 traffic profiles (say to ``s3://bucket/profiles``) and the token's environment variable or Prefect Secret must exist.
@@ -17,7 +17,7 @@ from pathlib import Path
 import driftline
 from driftline import libs
 from driftline.errors import StoreError
-from driftline.serving import ServeConfig
+from driftline.serving.config import ServeConfig
 
 
 def pinned_requirements(project_dir: Path) -> list[str]:
@@ -50,7 +50,7 @@ def build(config: ServeConfig, project_dir: Path) -> str:
     os.environ.update(env)  # building imports the service module, which reads its configuration
     try:
         bento = bentoml.bentos.build(
-            "driftline.service:ModelService",
+            "driftline.serving.service:ModelService",
             name=f"{config.model.replace('_', '-')}-service",
             labels={"driftline.model": config.model, "driftline.model-tag": config.tag.replace(":", "-")},
             description=f"driftline service for {config.tag}",

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from driftline.alerts import Alert
+    from driftline.oncall.alerts import Alert
 
 VALIDATION_FAILED = "driftline.validation.failed"
 MODEL_REJECTED = "driftline.model.rejected"
@@ -102,3 +102,8 @@ def current_run_url() -> str | None:
     run_id = flow_run.get_id()
     ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
     return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if run_id and ui else None
+
+
+def deployment_name(model: str, project: str | None = None) -> str:
+    """The name of a model's deployments in a project (the flow's name comes before it: ``retrain/<this>``)."""
+    return f"{model}@{project or current_project()}"

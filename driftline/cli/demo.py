@@ -21,10 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from driftline import events, server
-from driftline.deploy import deployment_name, spawn, stop
-from driftline.prefect_api import TERMINAL, deployment_id, flow_runs
-from driftline.server import ServerInfo
+from driftline.oncall import events
+from driftline.oncall.events import deployment_name
+from driftline.runtime import server
+from driftline.runtime.prefect_api import TERMINAL, deployment_id, flow_runs
+from driftline.runtime.processes import spawn, stop
+from driftline.runtime.server import ServerInfo
 from driftline.settings import get_settings, quiet_telemetry
 
 # A deliberately weak challenger: five shallow trees clear gate.min_metric but cannot match the champion.
@@ -230,13 +232,13 @@ def _serve_and_roll_back(demo: Path, state_dir: Path, rows: int) -> None:
 
     import httpx
 
-    from driftline import alerts, events
     from driftline.examples.fraud import generate
-    from driftline.oncall import rollback
-    from driftline.processes import stop_group
+    from driftline.oncall import alerts, events
+    from driftline.oncall.rollback import rollback
     from driftline.registry import open_registry
-    from driftline.requests import describe_errors
-    from driftline.server import free_port
+    from driftline.runtime.processes import stop_group
+    from driftline.runtime.server import free_port
+    from driftline.serving.requests import describe_errors
     from driftline.spec import load_spec
     from flows.monitor import monitor
 

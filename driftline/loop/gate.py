@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from driftline import modeling
-from driftline.modeling import Predictions
+from driftline.loop import modeling
+from driftline.loop.modeling import Predictions
 from driftline.spec import ModelSpec
 
 Outcome = Literal["accepted", "not_better", "regressed", "incomparable", "unservable", "unchanged"]

@@ -1,18 +1,15 @@
 """How a model version is served: the service's configuration, its bearer-token auth, and single-row batching.
 
 ``driftline serve``, the servability check and ``driftline build`` all start the same BentoML service
-(``driftline.service:ModelService``); what differs is a :class:`ServeConfig`, made from the model's spec and
+(``driftline.serving.service:ModelService``); what differs is a :class:`ServeConfig`, made from the model's spec and
 handed over in one environment variable, ``DRIFTLINE_SERVE_CONFIG`` (JSON). No BentoML here, so the CLI stays fast.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import json
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, cast
+from typing import TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -140,76 +137,3 @@ def resolve_token(config: ServeConfig) -> str | None:
             raise SpecError(f"serving.token_secret: Prefect Secret block {config.token_secret!r} is empty")
         return token
     return None
-
-
-class BearerAuth:
-    """ASGI middleware: requests to the prediction routes must carry ``Authorization: Bearer <token>``.
-
-    Health, readiness, metrics and the docs stay open, so probes and dashboards need no secret.
-    """
-
-    def __init__(self, app: Any, config: ServeConfig, protected: tuple[str, ...] = PROTECTED_ROUTES) -> None:
-        # Resolved when the server builds its app, not at import, so `bentoml build` needs no token.
-        token = resolve_token(config)
-        if token is None:
-            raise SpecError(f"{config.tag}: bearer auth is on but no token source is configured")
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-        self.protected = protected
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].rstrip("/") in self.protected:
-            sent = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(sent, self.expected):
-                reason = "missing" if not sent else "wrong"
-                body = json.dumps({"error": f"unauthorized: {reason} bearer token (Authorization: Bearer <token>)"})
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body.encode()})
-                return
-        await self.app(scope, receive, send)
-
-
-class Coalescer(Generic[T, R]):
-    """Turn concurrent single calls into batch calls, adaptively, with no timer to tune.
-
-    A call that finds the model idle runs at once, alone; calls that arrive while a batch is running wait for it
-    and then run together as the next batch. So one client sees single-row latency, and many clients share
-    each pass through the pipeline (whose per-call overhead is most of a single row's cost).
-    """
-
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], max_size: int = 512) -> None:
-        self.run = run
-        self.max_size = max_size
-        self.pending: list[tuple[T, asyncio.Future[R]]] = []
-        self.draining = False
-
-    async def submit(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self.pending.append((item, future))
-        if not self.draining:
-            self.draining = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self.pending:
-                batch, self.pending = self.pending[: self.max_size], self.pending[self.max_size :]
-                try:
-                    results = await self.run([item for item, _ in batch])
-                except Exception as error:  # handed to every caller of this batch
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():  # the client may have gone away
-                        future.set_result(result)
-        finally:
-            self.draining = False

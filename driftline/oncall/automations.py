@@ -26,8 +26,8 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from driftline import alerts, events
 from driftline.errors import SpecError
+from driftline.oncall import alerts, events
 from driftline.spec import ModelSpec, heartbeat_minutes
 
 EVENT_ALERTS = {

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from driftline import profiles
+from driftline.loop import profiles
 
 logger = logging.getLogger("driftline.traffic")
 

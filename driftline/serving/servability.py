@@ -23,10 +23,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from driftline.processes import stop_group
-from driftline.requests import describe_errors
-from driftline.server import free_port
-from driftline.serving import ServeConfig
+from driftline.runtime.processes import stop_group
+from driftline.runtime.server import free_port
+from driftline.serving.config import ServeConfig
+from driftline.serving.requests import describe_errors
 from driftline.spec import ModelSpec
 
 
@@ -67,7 +67,15 @@ def check(tag: str, model: Any, rows: pd.DataFrame, spec: ModelSpec, log_dir: Pa
     env = {**os.environ, **ServeConfig(tag=tag).to_env()}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [bentoml_cli, "serve", "driftline.service:ModelService", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                bentoml_cli,
+                "serve",
+                "driftline.serving.service:ModelService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -60,7 +60,7 @@ class Alert:
 
 
 def _deployment(model: str) -> str:
-    from driftline.deploy import deployment_name
+    from driftline.oncall.events import deployment_name
 
     return deployment_name(model)
 

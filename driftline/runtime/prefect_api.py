@@ -18,7 +18,7 @@ def deployment_id(api: str, flow: str, model: str, *, project: str | None = None
 
     The deployment's name carries the project (``driftline.deploy.deployment_name``), so callers name the model.
     """
-    from driftline.deploy import deployment_name
+    from driftline.oncall.events import deployment_name
 
     name = deployment_name(model, project)
     deadline = time.monotonic() + timeout

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from driftline import profiles
+from driftline.loop import profiles
 from driftline.spec import ModelSpec
 
 MISSING = "(missing)"

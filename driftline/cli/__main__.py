@@ -1,0 +1,5 @@
+"""``python -m driftline.cli``: the same CLI as the ``driftline`` command."""
+
+from driftline.cli import app
+
+app()
