@@ -1,10 +1,11 @@
 """The import rules of docs/architecture.md, checked on the source's syntax trees (nothing heavy is imported).
 
 - A flow imports tasks, Prefect, the standard library, other flows, and from driftline only the foundation modules
-  a flow needs (spec, errors, settings, events, alerts) or result classes; never a private name.
+  a flow needs (spec, errors, settings, events, alerts) or result types; never a private name.
 - Nothing under driftline/ but the CLI imports the Prefect layer (flows, tasks, deployments), deferred imports too;
   tasks never import flows or deployments.
 - The areas (driftline's subpackages, its foundation, tasks, flows, deployments) import each other one way: no loop.
+  The compatibility shims are no area, and nothing of the project imports them.
 
 Each rule is also run on a small synthetic tree with a file that breaks it, so a rule that can never fail is caught.
 """
@@ -27,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 ROOTS = ("driftline", "tasks", "flows", "deployments")
 PREFECT_LAYER = ("flows", "tasks", "deployments")
 
-# What a flow may import from driftline besides result classes: the foundation a flow needs to name a model
+# What a flow may import from driftline besides result types: the foundation a flow needs to name a model
 # (spec), branch on failures (errors), read its configuration (settings), and publish (events, alerts).
 FLOW_MODULES = frozenset(
     {"driftline.spec", "driftline.errors", "driftline.settings", "driftline.oncall.events", "driftline.oncall.alerts"}
@@ -202,6 +203,16 @@ def layer_violations(imports: Iterable[Import]) -> list[str]:
     return problems
 
 
+def shim_importers(imports: Iterable[Import]) -> list[str]:
+    """Imports of the compatibility shims: code names the real module, so the graph shows the real dependency."""
+    return [
+        f"{item.where}: imports {item.target}. Rule: {item.module} is a compatibility shim for saved models and old "
+        "Bentos; import the module it re-exports"
+        for item in imports
+        if item.module in SHIMS and item.importer not in SHIMS
+    ]
+
+
 def area(module: str) -> str | None:
     """The node of the import graph a module belongs to; None for shims and modules outside the project."""
     top = _top(module)
@@ -212,14 +223,12 @@ def area(module: str) -> str | None:
     second = module.split(".")[1] if "." in module else ""
     if second in SUBPACKAGES:
         return f"driftline.{second}"
-    if module in CORE_MODULES or module.startswith(tuple(f"{package}." for package in CORE_PACKAGES)):
-        return CORE
-    if module in CORE_PACKAGES:
+    if module in CORE_MODULES or any(module == p or module.startswith(f"{p}.") for p in CORE_PACKAGES):
         return CORE
     return "unknown"
 
 
-def unplaced_modules(imports: Iterable[Import], modules: Iterable[str]) -> list[str]:
+def unplaced_modules(modules: Iterable[str]) -> list[str]:
     """driftline modules that belong to no area: each new top-level module is a decision to write down here."""
     return [
         f"{module}: belongs to no area. Rule: every driftline module sits in a subpackage, the foundation "
@@ -324,11 +333,15 @@ def test_nothing_below_the_cli_imports_the_prefect_layer(imports: list[Import]) 
 
 
 def test_every_driftline_module_belongs_to_an_area(imports: list[Import]) -> None:
-    assert unplaced_modules(imports, (module_name(path, REPO) for path in source_files(REPO, ["driftline"]))) == []
+    assert unplaced_modules(module_name(path, REPO) for path in source_files(REPO, ["driftline"])) == []
 
 
 def test_areas_import_each_other_one_way(imports: list[Import]) -> None:
     assert import_cycles(imports) == []
+
+
+def test_nothing_imports_the_compatibility_shims(imports: list[Import]) -> None:
+    assert shim_importers(imports) == []
 
 
 def test_the_scan_sees_deferred_and_type_checking_imports(imports: list[Import]) -> None:
@@ -340,7 +353,7 @@ def test_the_scan_sees_deferred_and_type_checking_imports(imports: list[Import])
 # -- each rule can fail: a synthetic tree with one file that breaks it --------------------------------------------
 
 
-def _tree(root: Path, files: dict[str, str]) -> list[Import]:
+def _write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +361,11 @@ def _tree(root: Path, files: dict[str, str]) -> list[Import]:
     for top in ROOTS:
         (root / top).mkdir(exist_ok=True)
         (root / top / "__init__.py").touch()
-    return scan(root)
+    return root
+
+
+def _tree(root: Path, files: dict[str, str]) -> list[Import]:
+    return scan(_write(root, files))
 
 
 def _classes(module: str, name: str) -> bool:
@@ -420,6 +437,11 @@ def test_an_import_loop_between_areas_fails_and_type_checking_imports_do_not_cou
         "driftline/serving/config.py": "from driftline.loop import gate\n",
     }
     assert import_cycles(_tree(tmp_path, files)) == []
+    files["driftline/loop/gate.py"] += "from driftline.estimators import Encoded\n"
+    assert [p.split(". Rule")[0] for p in shim_importers(scan(_write(tmp_path, files)))] == [
+        "driftline/loop/gate.py:2: imports driftline.estimators.Encoded"
+    ]
+    files["driftline/loop/gate.py"] = "from driftline.monitoring import drift\n"
     files["driftline/monitoring/drift.py"] = "def score():\n    from driftline.serving.config import Config\n"
     problems = import_cycles(_tree(tmp_path, files))
     assert len(problems) == 1
@@ -432,7 +454,7 @@ def test_an_import_loop_between_areas_fails_and_type_checking_imports_do_not_cou
 def test_a_new_top_level_module_must_be_placed(tmp_path: Path) -> None:
     _tree(tmp_path, {"driftline/errors.py": "", "driftline/helpers.py": "", "driftline/examples/fraud.py": ""})
     modules = [module_name(path, tmp_path) for path in source_files(tmp_path, ["driftline"])]
-    assert [p.split(":")[0] for p in unplaced_modules([], modules)] == ["driftline.helpers"]
+    assert [p.split(":")[0] for p in unplaced_modules(modules)] == ["driftline.helpers"]
 
 
 def test_a_pending_entry_that_no_longer_occurs_is_reported() -> None:
