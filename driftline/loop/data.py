@@ -46,12 +46,23 @@ class Batch:
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
-    """Hash column names, dtypes and every cell: stable across processes, different if one cell differs."""
+    """Hash column names, dtypes and every cell: stable across processes, different if one name or cell differs."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    digest.update(json.dumps([[_column_label(c), str(t)] for c, t in frame.dtypes.items()]).encode())
     # hash_pandas_object uses a fixed key, so the row hashes are the same in every process.
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def _column_label(label: Any) -> str | list[str]:
+    """A column label as JSON that tells it from every other label: a name as itself, anything else with its type.
+
+    ``str()`` alone made column ``1`` and column ``"1"`` (or a tuple and its text) the same,
+    so renaming one into the other kept the fingerprint. Names (the usual case) hash as they always did.
+    """
+    if isinstance(label, str):
+        return str(label)
+    return [type(label).__qualname__, str(label)]
 
 
 def _format_of(path: str, declared: str | None) -> str:
