@@ -12,29 +12,33 @@ from driftline.cli.base import app
 
 __all__ = ["app"]
 
-# In the order ``driftline --help`` lists them.
-app.command()(runs.train)
-app.command()(views.status)
-app.command()(views.ledger)
-app.command()(views.lineage)
-app.command()(views.check)
-app.command()(views.models)
-app.command("serve-flows")(runs.serve_flows)
-app.command()(runs.monitor)
-app.command()(drift.drift)
-app.command()(drift.backtest)
-app.command()(runs.retrain)
-app.command()(views.evaluate)
-app.command()(serving.serve)
-app.command()(serving.build)
-app.command()(oncall.deploy)
-app.command()(oncall.rollback)
-app.command()(oncall.replay)
-app.command()(runs.demo)
+# (name, function), in the order ``driftline --help`` lists them.
+COMMANDS = (
+    ("train", runs.train),
+    ("status", views.status),
+    ("ledger", views.ledger),
+    ("lineage", views.lineage),
+    ("check", views.check),
+    ("models", views.models),
+    ("serve-flows", runs.serve_flows),
+    ("monitor", runs.monitor),
+    ("drift", drift.drift),
+    ("backtest", drift.backtest),
+    ("retrain", runs.retrain),
+    ("evaluate", views.evaluate),
+    ("serve", serving.serve),
+    ("build", serving.build),
+    ("deploy", oncall.deploy),
+    ("rollback", oncall.rollback),
+    ("replay", oncall.replay),
+    ("demo", runs.demo),
+)
+SERVER_COMMANDS = (("start", server.server_start), ("stop", server.server_stop), ("status", server.server_status))
 
-server.server_app.command("start")(server.server_start)
-server.server_app.command("stop")(server.server_stop)
-server.server_app.command("status")(server.server_status)
+for name, command in COMMANDS:
+    app.command(name)(command)
+for name, command in SERVER_COMMANDS:
+    server.server_app.command(name)(command)
 app.add_typer(server.server_app, name="server")
 
 if __name__ == "__main__":
