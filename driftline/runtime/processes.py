@@ -47,14 +47,13 @@ def launched(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    first: int = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` as ``launch`` does for the ``with`` block; stop its group on the way out, however it leaves."""
     process = launch(command, log_path, env=env, cwd=cwd)
     try:
         yield process
     finally:
-        stop_group(process, first)
+        stop_group(process)
 
 
 def stop_group(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, timeout: float = 30.0) -> None:
