@@ -93,8 +93,8 @@ def serve_flows(
 
 def demo() -> None:
     """Run the whole loop on the synthetic fraud data, on a Prefect server of the demo's own (kept for browsing)."""
-    from driftline.cli.demo import run
+    from driftline.cli import demo as demo_project
 
     # The demo prints its own timeline; Prefect's console lines would bury it. Runs still log fully to the UI.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    run(connect())
+    demo_project.run(demo_project.connect())  # the demo's own server, never the project's

@@ -26,7 +26,6 @@ def serve(
     quiet_telemetry()
     os.environ.update(config.to_env())
     os.environ.setdefault("BENTOML_HOME", str(get_settings().bentoml_home))
-    bentoml_cli = bentoml_command()
     profiling = (
         f"traffic profiled in {config.window_seconds / 60:g}-minute windows into {config.profile_store}"
         if config.profile_store
@@ -42,10 +41,8 @@ def serve(
             else ""
         )
     )
-    os.execv(
-        bentoml_cli,
-        [bentoml_cli, "serve", SERVICE, "--host", host, "--port", str(port)],
-    )
+    bentoml_cli = bentoml_command()
+    os.execv(bentoml_cli, [bentoml_cli, "serve", SERVICE, "--host", host, "--port", str(port)])
 
 
 def build(
