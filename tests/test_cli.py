@@ -185,3 +185,16 @@ def test_replay_says_where_the_batch_went_and_what_runs_next(project: Project) -
 
     again = runner.invoke(app, ["replay", "fraud", folders["source"]])
     assert again.exit_code == 1 and "already replayed" in again.output and "Traceback" not in again.output
+
+
+def test_demo_runs_on_the_demos_own_server_never_the_projects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.cli import base, demo
+
+    ran: list[object] = []
+    monkeypatch.setattr(demo, "connect", lambda: "the demo's server")
+    monkeypatch.setattr(demo, "run", ran.append)
+    monkeypatch.setattr(base, "connect", lambda: pytest.fail("the demo connected to the project's server"))
+    monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert ran == ["the demo's server"]
