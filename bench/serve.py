@@ -21,8 +21,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -70,39 +68,27 @@ def train(window_minutes: float) -> tuple[str, dict[str, str], dict[str, str], l
 
 @contextmanager
 def served(name: str, target: str, env: dict[str, str], cwd: Path, log_dir: Path) -> Iterator[str]:
-    from driftline.runtime.processes import stop_group
+    from driftline.runtime.processes import bentoml_command, launched
     from driftline.runtime.server import free_port
 
     port = free_port()
-    bentoml_cli = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
-    log = (log_dir / f"{name}.log").open("wb")
-    process = subprocess.Popen(
-        [bentoml_cli, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=cwd,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log_path = log_dir / f"{name}.log"
+    command = [bentoml_command(), "serve", target, "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    try:
+    with launched(command, log_path, env=env, cwd=cwd) as process:
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"{name}: bentoml serve exited; see {log_dir / f'{name}.log'}")
+                raise SystemExit(f"{name}: bentoml serve exited; see {log_path}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"{name}: not ready in 120 s; see {log_dir / f'{name}.log'}")
+                raise SystemExit(f"{name}: not ready in 120 s; see {log_path}")
             time.sleep(0.3)
         yield url
-    finally:
-        stop_group(process)
-        log.close()
 
 
 async def load(url: str, rows: list[dict[str, Any]], clients: int, seconds: float, headers: dict[str, str]) -> Result:

@@ -80,6 +80,22 @@ def test_bad_override_is_an_error_not_a_traceback(project: Project) -> None:
     assert "Traceback" not in result.output
 
 
+def test_every_command_reports_errors_the_same_way_from_either_entry_point(project: Project) -> None:
+    # One error path for every command (and the server subcommands): a red "error:" line on stderr, exit code 1.
+    for args, message in (
+        (["lineage", "fraud"], "error: fraud: no champion yet; give MODEL:VERSION"),
+        (["serve", "fraud"], "error: fraud: no champion yet (run `driftline train fraud`)"),
+        (["backtest", "fraud", "--min-drifted", "0"], "error: 1 validation error for Drift\nmin_drifted"),
+    ):
+        result = runner.invoke(app, args)
+        module = subprocess.run(
+            [sys.executable, "-m", "driftline.cli", *args], capture_output=True, text=True, cwd=project.root
+        )
+        assert (result.exit_code, module.returncode) == (1, 1), (args, result.output)
+        assert module.stderr == result.stderr and module.stderr.startswith(message), (args, module.stderr)
+        assert "Traceback" not in module.stderr
+
+
 def test_check_validates_spec_and_suite(project: Project) -> None:
     # The data side of `check` is tested in tests/test_check.py; --no-data checks the spec and suite alone.
     result = runner.invoke(app, ["check", "fraud", "--no-data"])
@@ -169,3 +185,16 @@ def test_replay_says_where_the_batch_went_and_what_runs_next(project: Project) -
 
     again = runner.invoke(app, ["replay", "fraud", folders["source"]])
     assert again.exit_code == 1 and "already replayed" in again.output and "Traceback" not in again.output
+
+
+def test_demo_runs_on_the_demos_own_server_never_the_projects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.cli import base, demo
+
+    ran: list[object] = []
+    monkeypatch.setattr(demo, "connect", lambda: "the demo's server")
+    monkeypatch.setattr(demo, "run", ran.append)
+    monkeypatch.setattr(base, "connect", lambda: pytest.fail("the demo connected to the project's server"))
+    monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert ran == ["the demo's server"]

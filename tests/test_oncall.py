@@ -32,7 +32,7 @@ def _champions(*versions: str) -> None:
 def test_rollback_restores_the_version_the_champion_replaced_and_records_both_moves(project: Project) -> None:
     _champions("v1", "v2", "v3")
     assert previous_good("fraud") == "v2"
-    entry = rollback("fraud", None, actor="alice", reason="v3 flags every card")
+    entry = rollback("fraud", None, actor="alice", reason="v3 flags every card", notify=False).entry
     assert (entry.from_version, entry.to_version, entry.action, entry.actor) == ("v3", "v2", "rollback", "alice")
     registry = open_registry()
     assert registry.champion("fraud").version == "v2"  # type: ignore[union-attr]
@@ -40,20 +40,47 @@ def test_rollback_restores_the_version_the_champion_replaced_and_records_both_mo
     assert moves[-2:] == [("promote", "v2", "v3"), ("rollback", "v3", "v2")]
     assert registry.ledger("fraud")[-1].reason == "v3 flags every card"
 
-    rollback("fraud", "v1", actor="alice", reason="further back")
+    rollback("fraud", "v1", actor="alice", reason="further back", notify=False)
     assert registry.champion("fraud").version == "v1"  # type: ignore[union-attr]
 
 
 def test_rollback_refuses_what_it_cannot_do(project: Project) -> None:
     with pytest.raises(StoreError, match="fraud: no champion to roll back"):
-        rollback("fraud", None, actor="a", reason="r")
+        rollback("fraud", None, actor="a", reason="r", notify=False)
     _champions("v1")
     with pytest.raises(StoreError, match="replaced no earlier version"):
-        rollback("fraud", None, actor="a", reason="r")
+        rollback("fraud", None, actor="a", reason="r", notify=False)
     with pytest.raises(StoreError, match=r"fraud:v9: no such version in the registry \(versions: v1\)"):
-        rollback("fraud", "v9", actor="a", reason="r")
+        rollback("fraud", "v9", actor="a", reason="r", notify=False)
     with pytest.raises(DriftlineError, match="v1 is already the champion"):
-        rollback("fraud", "v1", actor="a", reason="r")
+        rollback("fraud", "v1", actor="a", reason="r", notify=False)
+
+
+def test_a_rollback_tells_on_call_itself_and_a_missing_server_does_not_undo_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftline.errors import ServerError
+    from driftline.oncall import alerts, events
+    from driftline.runtime import server
+
+    _champions("v1", "v2")
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(server, "connect", lambda: None)
+    monkeypatch.setattr(events, "emit", lambda *args: sent.append(args))
+    done = rollback("fraud", None, actor="alice", reason="v2 flags every card")
+    assert done.not_notified is None
+    payload = {"version": "v1", "previous": "v2", "actor": "alice", "reason": "v2 flags every card"}
+    alert = alerts.rolled_back("fraud", "v1", "v2", "alice", "v2 flags every card")
+    assert sent == [(events.MODEL_ROLLED_BACK, "fraud", payload, alert)]
+
+    def unreachable() -> None:
+        raise ServerError("PREFECT_API_URL=http://127.0.0.1:9/api is not answering (GET /health failed)")
+
+    monkeypatch.setattr(server, "connect", unreachable)
+    done = rollback("fraud", "v2", actor="alice", reason="back again")
+    assert done.entry.to_version == "v2" and open_registry().champion("fraud").version == "v2"  # type: ignore[union-attr]
+    assert done.not_notified == "PREFECT_API_URL=http://127.0.0.1:9/api is not answering (GET /health failed)"
+    assert len(sent) == 1
 
 
 def test_a_rollback_racing_a_promotion_loses_cleanly(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,7 +96,7 @@ def test_a_rollback_racing_a_promotion_loses_cleanly(project: Project, monkeypat
 
     monkeypatch.setattr(registry, "version", promotion_lands_meanwhile)
     with pytest.raises(PromotionConflict, match="champion changed since this run began"):
-        rollback("fraud", None, actor="bob", reason="bad")
+        rollback("fraud", None, actor="bob", reason="bad", notify=False)
     assert registry.champion("fraud").version == "v3"  # type: ignore[union-attr]
     assert [e.action for e in registry.ledger("fraud")] == ["promote", "promote", "promote"]  # no rollback entry
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.examples.fraud import generate
-from driftline.runtime.processes import stop_group
+from driftline.runtime.processes import launched
 from driftline.runtime.server import free_port
 from tests.conftest import REPO, Project
 
@@ -44,16 +42,7 @@ def test_the_runbook_names_only_real_commands() -> None:
 def _start_and_stop(args: list[str], ready: str, project: Project) -> None:
     """Start a long-running command, wait until it answers, stop it."""
     log = project.root / f"runbook-{args[0]}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", *args],
-            cwd=project.root,
-            env=dict(os.environ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with launched([sys.executable, "-m", "driftline.cli", *args], log, cwd=project.root) as process:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()[-2000:]
@@ -67,8 +56,6 @@ def _start_and_stop(args: list[str], ready: str, project: Project) -> None:
                 return
             time.sleep(0.5)
         raise AssertionError(f"{args} did not become ready: {log.read_text()[-2000:]}")
-    finally:
-        stop_group(process)
 
 
 def test_every_runbook_command_runs(

@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from driftline.oncall import events
 from driftline.oncall.events import deployment_name
@@ -28,6 +28,9 @@ from driftline.runtime.prefect_api import TERMINAL, deployment_id, flow_runs
 from driftline.runtime.processes import spawn, stop
 from driftline.runtime.server import ServerInfo
 from driftline.settings import get_settings, quiet_telemetry
+
+if TYPE_CHECKING:
+    import subprocess
 
 # A deliberately weak challenger: five shallow trees clear gate.min_metric but cannot match the champion.
 WEAK_CHALLENGER = {"estimator.params": {"n_estimators": 5, "max_depth": 2, "learning_rate": 0.3}}
@@ -227,20 +230,11 @@ def _acts(info: ServerInfo, demo: Path, rows: int) -> None:
 
 def _serve_and_roll_back(demo: Path, state_dir: Path, rows: int) -> None:
     """Acts 8 and 9: serve the champion, profile its traffic for the monitor; roll back, and the service follows."""
-    import subprocess
     import sys
 
-    import httpx
-
-    from driftline.examples.fraud import generate
-    from driftline.oncall import alerts, events
-    from driftline.oncall.rollback import rollback
-    from driftline.registry import open_registry
-    from driftline.runtime.processes import stop_group
+    from driftline.runtime.processes import launched
     from driftline.runtime.server import free_port
-    from driftline.serving.requests import describe_errors
     from driftline.spec import load_spec
-    from flows.monitor import monitor
 
     spec_path = demo / "deployments" / "fraud.toml"
     spec_path.write_text(spec_path.read_text() + "\n[serving]\nwindow_minutes = 0.1  # 6-second traffic windows\n")
@@ -249,14 +243,20 @@ def _serve_and_roll_back(demo: Path, state_dir: Path, rows: int) -> None:
     url = f"http://127.0.0.1:{port}"
     _say(f"\n== 8. the champion is served ({url}): requests checked, traffic profiled in 6-second windows")
     log_path = state_dir / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "driftline.cli", "serve", "fraud", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    command = [sys.executable, "-m", "driftline.cli", "serve", "fraud", "--port", str(port)]
+    with launched(command, log_path) as process:
+        _serve_acts(url, process, log_path, features, rows)
+
+
+def _serve_acts(url: str, process: subprocess.Popen[bytes], log_path: Path, features: list[str], rows: int) -> None:
+    """Acts 8 and 9 against the service at ``url`` (``process``, logging to ``log_path``)."""
+    import httpx
+
+    from driftline.examples.fraud import generate
+    from driftline.oncall.rollback import rollback
+    from driftline.registry import open_registry
+    from driftline.serving.requests import describe_errors
+    from flows.monitor import monitor
 
     def health() -> dict[str, Any]:
         return dict(httpx.get(f"{url}/health", timeout=5).json())
@@ -274,44 +274,33 @@ def _serve_and_roll_back(demo: Path, state_dir: Path, rows: int) -> None:
             time.sleep(0.5)
         raise SystemExit(f"demo: {what} within {timeout:.0f} s; see {log_path}")
 
-    try:
-        wait(lambda: health()["model"], "the service was not ready")
-        served = health()["model"]
-        records = generate(rows // 2, 8, start="2026-01-08T00:00:00")[features].to_dict(orient="records")
-        answer = httpx.post(f"{url}/predict", json={"rows": records}, timeout=60).json()
-        _say(f"   {served}: {len(answer['predictions'])} rows predicted; first: {answer['probabilities'][0]}")
-        bad = httpx.post(
-            f"{url}/predict_one", json={"row": {**records[0], "country": "XX", "amount": "12"}}, timeout=10
-        )
-        _say(f"   a bad row: {bad.status_code}, " + describe_errors(bad.json()["detail"]).replace("\n", "; "))
-        wait(lambda: health()["profiling"]["windows_written"] >= 1, "no traffic window was written", timeout=30)
-        _say(f"   traffic window profile: {health()['profiling']['last_written']}")
-        time.sleep(7)  # the monitor takes a window once its grace period (its length) has passed
-        for outcome in monitor(model="fraud"):
-            if outcome.status == "window":
-                decision = outcome.decision.decision if outcome.decision else "-"
-                _say(
-                    f"   monitor: {outcome.origin}: drifted columns: {', '.join(outcome.drifted) or 'none'}; {decision}"
-                )
+    wait(lambda: health()["model"], "the service was not ready")
+    served = health()["model"]
+    records = generate(rows // 2, 8, start="2026-01-08T00:00:00")[features].to_dict(orient="records")
+    answer = httpx.post(f"{url}/predict", json={"rows": records}, timeout=60).json()
+    _say(f"   {served}: {len(answer['predictions'])} rows predicted; first: {answer['probabilities'][0]}")
+    bad = httpx.post(f"{url}/predict_one", json={"row": {**records[0], "country": "XX", "amount": "12"}}, timeout=10)
+    _say(f"   a bad row: {bad.status_code}, " + describe_errors(bad.json()["detail"]).replace("\n", "; "))
+    wait(lambda: health()["profiling"]["windows_written"] >= 1, "no traffic window was written", timeout=30)
+    _say(f"   traffic window profile: {health()['profiling']['last_written']}")
+    time.sleep(7)  # the monitor takes a window once its grace period (its length) has passed
+    for outcome in monitor(model="fraud"):
+        if outcome.status == "window":
+            decision = outcome.decision.decision if outcome.decision else "-"
+            _say(f"   monitor: {outcome.origin}: drifted columns: {', '.join(outcome.drifted) or 'none'}; {decision}")
 
-        registry = open_registry()
-        _say("\n== 9. on call: `driftline rollback fraud` puts the previous champion back; the service follows")
-        entry = rollback("fraud", None, actor="demo", reason="demo: rollback")
-        assert entry.from_version is not None
-        events.emit(
-            events.MODEL_ROLLED_BACK,
-            "fraud",
-            {"version": entry.to_version, "previous": entry.from_version, "actor": "demo", "reason": entry.reason},
-            alerts.rolled_back("fraud", entry.to_version, entry.from_version, "demo", entry.reason),
-        )
-        moved = time.monotonic()
-        restored = registry.version("fraud", entry.to_version).tag
-        wait(lambda: health()["model"] == restored, "the service did not follow the rollback", timeout=90)
-        _say(f"   champion {entry.from_version} -> {entry.to_version} (ledger entry {entry.id}, by demo)")
-        _say(f"   the service serves {restored} {time.monotonic() - moved:.0f} s later")
-        _say("   with [notify] blocks in the spec, `driftline deploy` pages on-call for this and every alert")
-    finally:
-        stop_group(process)
+    registry = open_registry()
+    _say("\n== 9. on call: `driftline rollback fraud` puts the previous champion back; the service follows")
+    done = rollback("fraud", None, actor="demo", reason="demo: rollback")
+    if done.not_notified:
+        raise SystemExit(f"demo: the rollback was not notified: {done.not_notified}")
+    entry = done.entry
+    moved = time.monotonic()
+    restored = registry.version("fraud", entry.to_version).tag
+    wait(lambda: health()["model"] == restored, "the service did not follow the rollback", timeout=90)
+    _say(f"   champion {entry.from_version} -> {entry.to_version} (ledger entry {entry.id}, by demo)")
+    _say(f"   the service serves {restored} {time.monotonic() - moved:.0f} s later")
+    _say("   with [notify] blocks in the spec, `driftline deploy` pages on-call for this and every alert")
 
 
 def _wait_for_run(api: str, deployment_id: str, earlier: set[str], timeout: float) -> dict[str, Any]:

@@ -1,9 +1,19 @@
-"""Roll a model's champion back to an earlier version, through the registry's compare-and-set."""
+"""Roll a model's champion back to an earlier version, through the registry's compare-and-set, and tell on-call."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from driftline.errors import DriftlineError, StoreError
 from driftline.registry import LedgerEntry, open_registry
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """A rollback's ledger entry, and why on-call was not told of it (None when the event went out)."""
+
+    entry: LedgerEntry
+    not_notified: str | None = None
 
 
 def previous_good(model: str) -> str:
@@ -18,11 +28,13 @@ def previous_good(model: str) -> str:
     raise StoreError(f"{model}: champion {champion.version} replaced no earlier version; nothing to roll back to")
 
 
-def rollback(model: str, to: str | None, actor: str, reason: str) -> LedgerEntry:
+def rollback(model: str, to: str | None, actor: str, reason: str, *, notify: bool = True) -> RolledBack:
     """Make ``to`` (default: the version the champion replaced) champion again through compare-and-set.
 
     If a promotion lands between reading the champion and moving it, the rollback loses with PromotionConflict
-    and nothing changes; run it again to roll back from the new champion.
+    and nothing changes; run it again to roll back from the new champion. Once the champion has moved, on-call is
+    told (event ``driftline.model.rolled-back`` with its alert) unless ``notify`` is off; a Prefect API that cannot
+    be reached does not undo the rollback, it is reported in ``not_notified``.
     """
     registry = open_registry()
     champion = registry.champion(model)
@@ -32,7 +44,7 @@ def rollback(model: str, to: str | None, actor: str, reason: str) -> LedgerEntry
     registry.version(model, target)  # an unknown version is a StoreError naming the known ones
     if target == champion.version:
         raise DriftlineError(f"{model}: {target} is already the champion")
-    return registry.promote(
+    entry = registry.promote(
         model,
         target,
         champion.version,
@@ -40,4 +52,27 @@ def rollback(model: str, to: str | None, actor: str, reason: str) -> LedgerEntry
         reason=reason,
         evidence={"rolled_back_from": champion.version},
         action="rollback",
+    )
+    if not notify:
+        return RolledBack(entry)
+    try:
+        _notify(entry)
+    except DriftlineError as error:
+        return RolledBack(entry, not_notified=str(error))
+    return RolledBack(entry)
+
+
+def _notify(entry: LedgerEntry) -> None:
+    """Emit ``driftline.model.rolled-back`` with its alert on the Prefect API this process uses (or the managed one)."""
+    from driftline.oncall import alerts, events
+    from driftline.runtime.server import connect
+
+    previous = entry.from_version
+    assert previous is not None  # a rollback always moves from a champion
+    connect()
+    events.emit(
+        events.MODEL_ROLLED_BACK,
+        entry.model,
+        {"version": entry.to_version, "previous": previous, "actor": entry.actor, "reason": entry.reason},
+        alerts.rolled_back(entry.model, entry.to_version, previous, entry.actor, entry.reason),
     )

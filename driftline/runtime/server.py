@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from driftline.errors import ServerError
-from driftline.settings import TELEMETRY_OFF
+from driftline.runtime.processes import launch
+from driftline.settings import TELEMETRY_OFF, get_settings, quiet_telemetry
 
 _started: dict[Path, subprocess.Popen[bytes]] = {}
 
@@ -87,15 +88,12 @@ def start(home: Path, port: int, timeout: float = 120.0) -> ServerInfo:
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
     }
-    with (home / "server.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group, so stop() ends the server and its children
-        )
+    process = launch(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        home / "server.log",
+        env=env,
+        append=True,
+    )
     _started[home.resolve()] = process  # keep the handle: the server outlives this call, on purpose
     _pid_file(home).write_text(str(process.pid))
     _port_file(home).write_text(str(port))
@@ -182,3 +180,13 @@ def ensure(home: Path, port: int) -> ServerInfo:
             raise ServerError(f"PREFECT_API_URL={configured} is not answering (GET /health failed)")
         return ServerInfo(configured, os.environ.get("PREFECT_UI_URL", configured.removesuffix("/api")), None, None)
     return start(home, port)
+
+
+def connect() -> ServerInfo:
+    """Make sure a Prefect API is reachable and exported as PREFECT_API_URL before Prefect is imported."""
+    quiet_telemetry()
+    settings = get_settings()
+    info = ensure(settings.prefect_home, settings.prefect_port)
+    os.environ["PREFECT_API_URL"] = info.api_url
+    os.environ.setdefault("PREFECT_UI_URL", info.ui_url)
+    return info

@@ -17,7 +17,7 @@ from pathlib import Path
 import driftline
 from driftline import libs
 from driftline.errors import StoreError
-from driftline.serving.config import ServeConfig
+from driftline.serving.config import SERVICE, ServeConfig
 
 
 def pinned_requirements(project_dir: Path) -> list[str]:
@@ -50,7 +50,7 @@ def build(config: ServeConfig, project_dir: Path) -> str:
     os.environ.update(env)  # building imports the service module, which reads its configuration
     try:
         bento = bentoml.bentos.build(
-            "driftline.serving.service:ModelService",
+            SERVICE,
             name=f"{config.model.replace('_', '-')}-service",
             labels={"driftline.model": config.model, "driftline.model-tag": config.tag.replace(":", "-")},
             description=f"driftline service for {config.tag}",

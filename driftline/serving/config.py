@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from driftline.errors import SpecError, StoreError
 from driftline.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from driftline.registry import VersionRecord
+
+SERVICE = "driftline.serving.service:ModelService"  # what `bentoml serve` and `bentoml build` are given
 CONFIG_ENV = "DRIFTLINE_SERVE_CONFIG"
 PROTECTED_ROUTES = ("/predict", "/predict_one", "/model")
 
@@ -69,15 +73,33 @@ def config_for(spec: ModelSpec, tag: str, *, profile: bool = True, follow: bool 
     )
 
 
-def champion_tag(model: str) -> str:
-    """The BentoML tag of the model's champion, from the registry."""
+NO_CHAMPION = "no champion yet (run `driftline train {model}`)"
+
+
+def version_of(model: str, version: str | None = None, *, no_champion: str = NO_CHAMPION) -> VersionRecord:
+    """The registry record of a model's version, or of its champion when no version is given.
+
+    Without a champion, raise StoreError ``<model>: <no_champion>`` (``{model}`` in it is filled in).
+    """
     from driftline.registry import open_registry
 
     registry = open_registry()
-    champion = registry.champion(model)
-    if champion is None:
-        raise StoreError(f"{model}: no champion to serve (run `driftline train {model}`)")
-    return registry.version(model, champion.version).tag
+    if version is None:
+        champion = registry.champion(model)
+        if champion is None:
+            raise StoreError(f"{model}: " + no_champion.format(model=model))
+        version = champion.version
+    return registry.version(model, version)
+
+
+def tag_of(model: str, version: str | None = None, *, no_champion: str = NO_CHAMPION) -> str:
+    """The BentoML tag of a model's version, or of its champion when no version is given (see ``version_of``)."""
+    return version_of(model, version, no_champion=no_champion).tag
+
+
+def champion_tag(model: str) -> str:
+    """The BentoML tag of the model's champion, for a service to serve."""
+    return tag_of(model, no_champion="no champion to serve (run `driftline train {model}`)")
 
 
 def config_from_env() -> ServeConfig:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import statistics
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +21,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from driftline.runtime.processes import stop_group
+from driftline.runtime.processes import bentoml_command, launched
 from driftline.runtime.server import free_port
-from driftline.serving.config import ServeConfig
+from driftline.serving.config import SERVICE, ServeConfig
 from driftline.serving.requests import describe_errors
 from driftline.spec import ModelSpec
 
@@ -62,30 +60,11 @@ def check(tag: str, model: Any, rows: pd.DataFrame, spec: ModelSpec, log_dir: Pa
     url = f"http://127.0.0.1:{port}"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"servability-{tag.replace(':', '-')}.log"
-    bentoml_cli = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
     # Profiling off: holdout rows are not live traffic. Auth off: the check talks to its own loopback process.
     env = {**os.environ, **ServeConfig(tag=tag).to_env()}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                bentoml_cli,
-                "serve",
-                "driftline.serving.service:ModelService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
+    command = [bentoml_command(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
+    with launched(command, log_path, env=env) as process:
         return _probe(url, process, model, features, spec, log_path)
-    finally:
-        stop_group(process)
 
 
 def _probe(

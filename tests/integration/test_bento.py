@@ -34,7 +34,8 @@ def test_a_bento_carries_the_service_the_model_and_pinned_requirements(project: 
     assert {env.name: env.value for env in bento.info.envs} == {"DRIFTLINE_SERVE_CONFIG": config.model_dump_json()}
     assert config.profile_store and config.window_seconds == 3600  # traffic profiling on, the spec's default window
     source = Path(bento.path) / "src" / "driftline"
-    assert (source / "serving" / "service.py").is_file() and (source / "service.py").is_file()  # the old entry too
+    assert (source / "serving" / "service.py").is_file() and (source / "serving" / "requests.py").is_file()
+    assert (source / "service.py").is_file()  # the shim older Bentos name: driftline.service:ModelService
     requirements = (Path(bento.path) / "env" / "python" / "requirements.txt").read_text()
     assert "prefect==3.8.8" in requirements and "bentoml==" in requirements
     assert "pytest" not in requirements  # the dev group stays out

@@ -1,0 +1,73 @@
+"""On-call commands: deploy the automations that page, roll a champion back, replay a quarantined batch."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from driftline.cli.base import connect
+
+
+def deploy(
+    models: Annotated[list[str] | None, typer.Argument(help="models (default: every spec)")] = None,
+) -> None:
+    """Create or replace each model's on-call automations on the Prefect server, from its [notify] section."""
+    from driftline.oncall.automations import deploy as deploy_automations
+    from driftline.spec import list_models, load_spec
+
+    info = connect()
+    for name in models or list_models():
+        spec = load_spec(name)
+        deployed = deploy_automations(spec)
+        if not deployed:
+            typer.echo(f"{name}: notify.blocks is empty in {spec.label}: no notifications (its automations removed)")
+            continue
+        typer.echo(f"{name}: {len(deployed)} automations sending through {', '.join(spec.notify.blocks)}")
+        for automation in deployed:
+            typer.echo(f"  {automation.name:<40} on {automation.trigger}")
+    typer.echo(f"  see them: {info.ui_url}/automations")
+
+
+def rollback(
+    model: Annotated[str, typer.Argument(help="model name")],
+    to: Annotated[str | None, typer.Option(help="version to restore (default: the one the champion replaced)")] = None,
+    reason: Annotated[str, typer.Option(help="why, for the ledger")] = "manual rollback",
+) -> None:
+    """Make the last known good version (or --to) MODEL's champion again; recorded in the ledger, notified."""
+    import getpass
+
+    from driftline.oncall.rollback import rollback as roll_back
+
+    actor = os.environ.get("DRIFTLINE_ACTOR") or getpass.getuser()
+    done = roll_back(model, to, actor, reason)
+    entry = done.entry
+    typer.echo(f"{model}: champion is {entry.to_version} again (was {entry.from_version}); ledger entry {entry.id}")
+    if done.not_notified:
+        typer.echo(f"  (not notified: {done.not_notified})", err=True)
+    typer.echo(f"  a service started with `driftline serve {model}` (no --version) follows the champion")
+
+
+def replay(
+    model: Annotated[str, typer.Argument(help="model name")],
+    batch: Annotated[str, typer.Argument(help="quarantine folder name (or its start, or the batch fingerprint's)")],
+) -> None:
+    """Re-validate a quarantined batch with the current suite; if it passes, return it to where it came from.
+
+    A landing batch moves back to its landing path; a source batch goes back only if its source file is gone (it
+    was never moved). The registry then lets the monitor score it. Nothing is written over a file that is there.
+    """
+    from driftline.oncall.replay import replay as replay_batch
+    from driftline.spec import load_spec
+
+    done = replay_batch(load_spec(model), batch)
+    if not done.passes:
+        typer.echo(
+            f"{model}: {done.folder.name} still fails; it stays in quarantine\n{done.report.summary()}", err=True
+        )
+        raise typer.Exit(code=1)
+    typer.echo(f"{model}: {done.folder.name} passes {done.report.suite} now; {done.describe()}")
+    if done.released:
+        typer.echo("  registry: its quarantined claim is released, so it is scored, not filed as a duplicate")
+    typer.echo(f"  {done.next_step(model)}")
