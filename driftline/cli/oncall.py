@@ -41,11 +41,16 @@ def rollback(
     from driftline.oncall.rollback import rollback as roll_back
 
     actor = os.environ.get("DRIFTLINE_ACTOR") or getpass.getuser()
-    done = roll_back(model, to, actor, reason)
+    unreachable = None
+    try:
+        connect()  # the notification needs a Prefect API; without one the rollback still happens
+    except DriftlineError as error:
+        unreachable = str(error)
+    done = roll_back(model, to, actor, reason, notify=unreachable is None)
     entry = done.entry
     typer.echo(f"{model}: champion is {entry.to_version} again (was {entry.from_version}); ledger entry {entry.id}")
-    if done.not_notified:
-        typer.echo(f"  (not notified: {done.not_notified})", err=True)
+    if unreachable or done.not_notified:
+        typer.echo(f"  (not notified: {unreachable or done.not_notified})", err=True)
     typer.echo(f"  a service started with `driftline serve {model}` (no --version) follows the champion")
 
 

@@ -63,13 +63,11 @@ def rollback(model: str, to: str | None, actor: str, reason: str, *, notify: boo
 
 
 def _notify(entry: LedgerEntry) -> None:
-    """Emit ``driftline.model.rolled-back`` with its alert on the Prefect API this process uses (or the managed one)."""
+    """Emit ``driftline.model.rolled-back`` with its alert on the Prefect API this process uses (PREFECT_API_URL)."""
     from driftline.oncall import alerts, events
-    from driftline.runtime.server import connect
 
     previous = entry.from_version
     assert previous is not None  # a rollback always moves from a champion
-    connect()
     events.emit(
         events.MODEL_ROLLED_BACK,
         entry.model,
