@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from driftline.cli.base import connect
+from driftline.errors import DriftlineError
 
 
 def deploy(
