@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.registry import open_registry
-from tests.conftest import REPO, Project
+from tests.conftest import REPO, Project, make_lineage
 
 runner = CliRunner()
 
@@ -32,7 +32,7 @@ def test_help_imports_no_heavy_library() -> None:
 def _seed_registry() -> None:
     registry = open_registry()
     lineage = {"gate": {"metric": "roc_auc", "challenger": 0.91}, "rows": 500, "data_fingerprint": "ab" * 32}
-    registry.record_version("fraud", "v1", "fraud:v1", lineage)
+    registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1", **lineage))
     registry.record_gate("fraud", True, "first model: roc_auc 0.9100", {}, "run-1")
     registry.promote("fraud", "v1", None, actor="tester", reason="first model", evidence={})
     registry.record_gate("fraud", False, "roc_auc 0.80 vs champion v1 0.91", {}, "run-2")
