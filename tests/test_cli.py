@@ -122,7 +122,15 @@ def test_drift_and_backtest_read_the_stored_batches(project: Project) -> None:
     for index, drifted in enumerate([False, True, True, False, True]):
         fingerprint = f"{index:064d}"
         registry.claim_batch("fraud", fingerprint, f"batch-{index}.parquet")
-        drift = {"columns": [column | {"score": 0.2 if drifted else 0.01}], "drifted": ["amount"] if drifted else []}
+        drift = {  # as stored before statuses existed: a score against a fixed threshold
+            "model": "fraud",
+            "version": "v1",
+            "batch": fingerprint,
+            "reference": "r",
+            "rows": 500,
+            "columns": [column | {"score": 0.2 if drifted else 0.01}],
+            "drifted": ["amount"] if drifted else [],
+        }
         registry.finish_batch(
             "fraud", fingerprint, status="accepted", drift_detected=drifted, drift=drift, report_path=f"r{index}.html"
         )

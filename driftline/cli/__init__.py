@@ -244,7 +244,8 @@ def lineage(
         record = registry.version(model, version)
     except DriftlineError as error:
         raise _fail(error) from None
-    _print_json(record.lineage.as_dict())
+    # As recorded: a lineage written by an older driftline shows the fields it had, not today's defaults.
+    _print_json(record.lineage.model_dump(mode="json", by_alias=True, exclude_unset=True))
 
 
 @app.command()
