@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from driftline.errors import StoreError
-from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.policy import Decision
 from driftline.registry.records import (
     RECLAIMABLE,
@@ -98,7 +97,7 @@ class BatchRecords:
             values["status"] = str(BatchStatus(values["status"]))
         drift = values.get("drift")
         if drift is not None:
-            values["drift"] = plain_json(drift.as_dict() if isinstance(drift, DriftReport) else drift)
+            values["drift"] = plain_json(drift if isinstance(drift, dict) else drift.as_dict())
         with self.engine.begin() as connection:
             connection.execute(
                 batches.update()
@@ -155,6 +154,8 @@ class BatchRecords:
 
 def _batch(row: Any) -> BatchRecord:
     """A batch row with its status and its drift report parsed."""
+    from driftline.monitoring.drift import DriftReport  # numpy and the profiles behind it: only when read
+
     try:
         drift = DriftReport.from_dict(row.drift) if row.drift is not None else None
     except (KeyError, TypeError, ValueError) as error:

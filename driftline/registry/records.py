@@ -10,11 +10,13 @@ import json
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from driftline.loop.lineage import Lineage
-from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.policy import Decision
+
+if TYPE_CHECKING:
+    from driftline.monitoring.drift import DriftReport  # numpy and the profiles behind it load on first read
 
 
 class BatchStatus(StrEnum):
