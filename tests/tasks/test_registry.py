@@ -432,3 +432,21 @@ def test_a_registry_written_before_typed_reads_still_reads(legacy_registry: Regi
     # And the old registry takes new writes: a replayed batch is claimed again, a stale claim taken over.
     assert registry.claim_batch(MODEL, "4" * 64, "landing/4444.parquet")
     assert registry.claim_batch(MODEL, "5" * 64, "landing/5555.parquet", stale_after_s=0)
+
+
+def test_typed_reads_on_postgresql(postgres_url: str) -> None:
+    registry = Registry(postgres_url)
+    try:
+        lineage = make_lineage(MODEL, "v1", window=["a.parquet"])
+        registry.record_version(MODEL, "v1", "fraud:v1", lineage)
+        assert registry.version(MODEL, "v1").lineage == lineage
+        report = _report("f" * 64)
+        assert registry.claim_batch(MODEL, "f" * 64, "a.parquet")
+        registry.finish_batch(MODEL, "f" * 64, status=BatchStatus.WINDOW, drift=report, drift_detected=True)
+        (record,) = registry.batches(MODEL, status=(BatchStatus.ACCEPTED, BatchStatus.WINDOW))
+        assert record.status is BatchStatus.WINDOW and record.drift == report
+        registry.record_decision(MODEL, Decision.RETRAIN_REQUESTED, "drift", "f" * 64)
+        (decision,) = registry.decisions(MODEL, decision=Decision.RETRAIN_REQUESTED)
+        assert decision.decision is Decision.RETRAIN_REQUESTED and decision.at.tzinfo is not None
+    finally:
+        registry.close()
