@@ -17,7 +17,7 @@ from driftline.errors import DataValidationError, StoreError
 from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.policy import PolicyDecision
 from driftline.oncall import alerts, events
-from driftline.registry import open_registry
+from driftline.registry import BatchStatus, open_registry
 from driftline.settings import quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from tasks.artifacts import artifact_key
@@ -67,7 +67,7 @@ def monitor(model: str) -> list[BatchOutcome]:
         events.emit(events.MONITOR_RAN, spec.name, {"batches": 0, "windows": 0, "champion": None})
         return []
     registry = open_registry()
-    reference = registry.version(spec.name, champion.version).lineage["profile_path"]
+    reference = registry.version(spec.name, champion.version).lineage.profile_path
     predictor: Any = None  # the champion's pipeline, loaded for the first batch: its predictions are scored
 
     outcomes: list[BatchOutcome] = []
@@ -85,7 +85,7 @@ def monitor(model: str) -> list[BatchOutcome]:
             registry.finish_batch(
                 spec.name,
                 batch.fingerprint,
-                status="quarantined",
+                status=BatchStatus.QUARANTINED,
                 stored_path=str(kept_path),
                 rows=batch.rows,
                 flow_run_id=run_id,
@@ -105,7 +105,9 @@ def monitor(model: str) -> list[BatchOutcome]:
             batch.fingerprint,
             prediction_reference=reference_predictions(spec, champion.version) if predictions else None,
         )
-        outcomes.append(_decide(spec, drift, "accepted", batch.origin, stored, profile.path, batch.rows, run_id))
+        outcomes.append(
+            _decide(spec, drift, BatchStatus.ACCEPTED, batch.origin, stored, profile.path, batch.rows, run_id)
+        )
 
     for window in find_traffic_windows(spec):
         if not claim_window(spec, window):
@@ -123,7 +125,9 @@ def monitor(model: str) -> list[BatchOutcome]:
             labeled=False,  # served rows carry no label: the target is not absent, it is not there to score
         )
         origin = f"traffic window {window.start} ({window.version}, {len(window.parts)} part(s))"
-        outcomes.append(_decide(spec, drift, "window", origin, profile.path, profile.path, profile.rows, run_id))
+        outcomes.append(
+            _decide(spec, drift, BatchStatus.WINDOW, origin, profile.path, profile.path, profile.rows, run_id)
+        )
 
     events.emit(
         events.MONITOR_RAN,
@@ -141,7 +145,7 @@ def monitor(model: str) -> list[BatchOutcome]:
 def _reference_of(model: str, version: str, champion_reference: str) -> str:
     """The reference profile of the version that served a window; the champion's if the registry lacks it."""
     try:
-        return str(open_registry().version(model, version).lineage["profile_path"])
+        return open_registry().version(model, version).lineage.profile_path
     except StoreError:
         get_run_logger().warning(
             "%s: version %s served traffic but is not in the registry; using the champion's reference", model, version
@@ -152,7 +156,7 @@ def _reference_of(model: str, version: str, champion_reference: str) -> str:
 def _decide(
     spec: ModelSpec,
     drift: DriftReport,
-    status: str,
+    status: BatchStatus,
     origin: str,
     stored: str,
     profile_path: str,
@@ -169,7 +173,7 @@ def _decide(
         rows=rows,
         champion_version=drift.version,
         drift_detected=drift.detected,
-        drift=drift.as_dict(),
+        drift=drift,
         profile_path=profile_path,
         report_path=drift.report_path,
         flow_run_id=run_id,
@@ -195,7 +199,7 @@ def _decide(
     )
     decision = decide_retrain(spec, drift.batch, run_id)
     logger.info("%s: %s: %s; %s: %s", spec.name, origin, drift.summary(), decision.decision, decision.reason)
-    source = "traffic" if status == "window" else "batch"
+    source = "traffic" if status == BatchStatus.WINDOW else "batch"
     about = {
         "model": spec.name,
         "version": drift.version,

@@ -11,12 +11,11 @@ from prefect.runtime import flow_run
 
 from driftline.loop.gate import Outcome
 from driftline.monitoring import policy
-from driftline.registry import open_registry
+from driftline.monitoring.policy import Decision
+from driftline.registry import BatchStatus, open_registry
 from driftline.settings import quiet_telemetry
 from driftline.spec import load_spec
 from flows.train import TrainOutcome, train
-
-RETRAIN_STARTED = "retrain_started"
 
 
 @dataclass(frozen=True)
@@ -29,19 +28,21 @@ class RetrainOutcome:
     """
 
     model: str
-    decision: str
+    decision: Decision
     reason: str
     trained: TrainOutcome | None = None
     outcome: Outcome | None = None
 
 
-def retrain_decision(outcome: TrainOutcome) -> str:
+def retrain_decision(outcome: TrainOutcome) -> Decision:
     """The decision a retrain records for its training run's outcome."""
     if outcome.promoted:
-        return "retrain_promoted"
-    if outcome.outcome in ("unchanged", "not_better"):
-        return f"retrain_{outcome.outcome}"
-    return "retrain_rejected"
+        return Decision.RETRAIN_PROMOTED
+    if outcome.outcome == Outcome.UNCHANGED:
+        return Decision.RETRAIN_UNCHANGED
+    if outcome.outcome == Outcome.NOT_BETTER:
+        return Decision.RETRAIN_NOT_BETTER
+    return Decision.RETRAIN_REJECTED
 
 
 @flow(name="retrain", flow_run_name="retrain-{model}")
@@ -58,7 +59,7 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
     registry = open_registry()
     lease_name = f"retrain:{spec.name}"
 
-    def skip(decision: str, why: str) -> RetrainOutcome:
+    def skip(decision: Decision, why: str) -> RetrainOutcome:
         registry.record_decision(spec.name, decision, why, fingerprint or None, run_id)
         logger.info("%s: retrain skipped (%s): %s", spec.name, decision, why)
         return RetrainOutcome(spec.name, decision, why)
@@ -69,7 +70,7 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
         since = f" since {holder.acquired_at:%H:%M:%S} UTC" if holder else ""
         return skip(policy.SKIPPED_DUPLICATE, f"retrain run {holder.holder if holder else '?'} is running{since}")
     try:
-        started = registry.decisions(spec.name, limit=1, decision=RETRAIN_STARTED)
+        started = registry.decisions(spec.name, limit=1, decision=Decision.RETRAIN_STARTED)
         cooldown = timedelta(minutes=spec.drift.cooldown_minutes)
         if reason == "drift" and started and datetime.now(UTC) - started[0].at < cooldown:
             return skip(
@@ -79,7 +80,7 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
             )
         window = [
             b.stored_path
-            for b in registry.batches(spec.name, status="accepted", limit=spec.retrain.window_batches)
+            for b in registry.batches(spec.name, status=BatchStatus.ACCEPTED, limit=spec.retrain.window_batches)
             if b.stored_path
         ]
         drift_event = None
@@ -88,12 +89,12 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
             drift_event = {
                 "fingerprint": fingerprint,
                 "batch": record.stored_path if record else None,
-                "drifted": (record.drift or {}).get("drifted", []) if record else [],
+                "drifted": [c.column for c in record.drift.drifted] if record and record.drift else [],
                 "report": record.report_path if record else None,
             }
         registry.record_decision(
             spec.name,
-            RETRAIN_STARTED,
+            Decision.RETRAIN_STARTED,
             f"{reason}: training on the source plus {len(window)} recent batches",
             fingerprint or None,
             run_id,

@@ -97,7 +97,7 @@ def train(
         record_gate_decision(spec.name, same, run_id)
         publish_gate(spec.name, same)
         logger.info("%s: %s", spec.name, same.reason)
-        return TrainOutcome(spec.name, promoted=False, outcome="unchanged", decision=same, previous=previous)
+        return TrainOutcome(spec.name, promoted=False, outcome=Outcome.UNCHANGED, decision=same, previous=previous)
 
     profile = profile_batch(batch, spec)
     split = split_holdout(batch, spec, recent_rows=sum(b.rows for b in recent))
@@ -164,7 +164,7 @@ def train(
         {"version": version, "tag": tag, "previous": entry.from_version, "reason": decision.reason},
         alerts.model_promoted(spec.name, version, entry.from_version, decision.reason, events.current_run_url()),
     )
-    return TrainOutcome(spec.name, True, "accepted", decision, version, tag, entry.from_version)
+    return TrainOutcome(spec.name, True, Outcome.ACCEPTED, decision, version, tag, entry.from_version)
 
 
 def _not_promoted(model: str, decision: GateDecision, previous: str | None, tag: str | None = None) -> TrainOutcome:

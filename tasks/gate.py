@@ -44,12 +44,8 @@ def check_unchanged(spec: ModelSpec, champion: Champion | None, identity: Traini
     if champion is None:
         return None
     lineage = open_registry().version(spec.name, champion.version).lineage
-    if identity.differences(TrainingIdentity.of_lineage(lineage)):
+    if identity.differences(lineage.identity()):
         return None
     return gate.unchanged(
-        spec,
-        champion.version,
-        identity.data_fingerprint,
-        int(lineage.get("holdout_rows", 0)),
-        str(lineage.get("holdout_digest", "")),
+        spec, champion.version, identity.data_fingerprint, lineage.holdout_rows, lineage.holdout_digest
     )

@@ -14,9 +14,9 @@ from driftline.loop.data import Batch
 from driftline.loop.profiles import ProfileRecord
 from driftline.monitoring import traffic
 from driftline.monitoring.drift import PREDICTION
-from driftline.monitoring.policy import PolicyDecision, decide, flagged
+from driftline.monitoring.policy import Decision, PolicyDecision, decide, flagged
 from driftline.monitoring.traffic import TrafficWindow
-from driftline.registry import open_registry
+from driftline.registry import SCORED, BatchStatus, open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 
@@ -37,7 +37,7 @@ def find_traffic_windows(spec: ModelSpec) -> list[TrafficWindow]:
     windows = traffic.closed_windows(
         get_settings().profiles, spec.name, datetime.now(UTC), length, grace_seconds=min(60.0, length)
     )
-    seen = {b.fingerprint for b in open_registry().batches(spec.name, status="window")}
+    seen = {b.fingerprint for b in open_registry().batches(spec.name, status=BatchStatus.WINDOW)}
     return [w for w in windows if w.key not in seen]
 
 
@@ -83,9 +83,9 @@ def decide_retrain(spec: ModelSpec, fingerprint: str, flow_run_id: str | None) -
 
     registry = open_registry()
     # Batches where nothing could be decided do not count, so look further back than of_last.
-    scored = registry.batches(spec.name, status=("accepted", "window"), limit=4 * spec.drift.of_last + 20)
+    scored = registry.batches(spec.name, status=SCORED, limit=4 * spec.drift.of_last + 20)
     history = [flagged(b.drift, spec.drift.retrain_on, fallback=b.drift_detected) for b in scored]
-    requests = registry.decisions(spec.name, limit=1, decision="retrain_requested")
+    requests = registry.decisions(spec.name, limit=1, decision=Decision.RETRAIN_REQUESTED)
     decision = decide(history, spec.drift, requests[0].at if requests else None, datetime.now(UTC))
     registry.record_decision(spec.name, decision.decision, decision.reason, fingerprint, flow_run_id)
     return decision
@@ -135,7 +135,7 @@ def reference_predictions(spec: ModelSpec, version: str) -> str | None:
         return path
     try:
         record = open_registry().version(spec.name, version)
-        holdout = pd.read_parquet(record.lineage["holdout_path"])
+        holdout = pd.read_parquet(record.lineage.holdout_path)
         predicted = store.load(record.tag).predict(holdout[spec.features.columns])
     except (DriftlineError, OSError, KeyError, ValueError) as error:
         get_run_logger().warning(

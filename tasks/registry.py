@@ -35,7 +35,7 @@ def record_gate_decision(model: str, decision: GateDecision, flow_run_id: str | 
 def register_version(lineage: Lineage) -> None:
     """Record a packaged version and its lineage in the registry."""
     assert lineage.version is not None and lineage.tag is not None
-    open_registry().record_version(lineage.model, lineage.version, lineage.tag, lineage.as_dict())
+    open_registry().record_version(lineage.model, lineage.version, lineage.tag, lineage)
 
 
 # No retries: a compare-and-set that lost must not be retried into a win.

@@ -13,12 +13,11 @@ from driftline.loop import data, modeling
 from driftline.loop.data import Batch
 from driftline.loop.modeling import Split, TrainingSchema
 from driftline.loop.validation import ValidationReport
-from driftline.registry import Champion, open_registry
+from driftline.monitoring.policy import Decision
+from driftline.registry import BatchStatus, Champion, open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from tasks.data import reject_batch
-
-WINDOW_BATCH_QUARANTINED = "window_batch_quarantined"
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,8 @@ def champion_window(spec: ModelSpec, champion: Champion | None) -> list[str]:
     if champion is None:
         return []
     registry = open_registry()
-    window = registry.version(spec.name, champion.version).lineage.get("window") or []
-    accepted = {b.stored_path for b in registry.batches(spec.name, status="accepted") if b.stored_path}
+    window = registry.version(spec.name, champion.version).lineage.window
+    accepted = {b.stored_path for b in registry.batches(spec.name, status=BatchStatus.ACCEPTED) if b.stored_path}
     left_out = [path for path in window if path not in accepted]
     if left_out:
         get_run_logger().info(
@@ -119,7 +118,9 @@ def set_aside_window_batch(batch: Batch, report: ValidationReport, spec: ModelSp
     registry = open_registry()
     record = next((b for b in registry.batches(spec.name) if b.stored_path == batch.origin), None)
     fingerprint = record.fingerprint if record else batch.fingerprint
-    registry.finish_batch(spec.name, fingerprint, status="quarantined", stored_path=str(kept), flow_run_id=run_id)
+    registry.finish_batch(
+        spec.name, fingerprint, status=BatchStatus.QUARANTINED, stored_path=str(kept), flow_run_id=run_id
+    )
     reason = f"window batch {batch.origin} fails validation; left out of the window and quarantined\n{message}"
-    registry.record_decision(spec.name, WINDOW_BATCH_QUARANTINED, reason, fingerprint, run_id)
+    registry.record_decision(spec.name, Decision.WINDOW_BATCH_QUARANTINED, reason, fingerprint, run_id)
     return reason

@@ -8,9 +8,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
+
+if TYPE_CHECKING:
+    from driftline.loop.lineage import Lineage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,3 +99,37 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             EventsWorker.drain_all(timeout=10)
     finally:
         server.stop(home)
+
+
+def make_lineage(model: str = "fraud", version: str = "v1", **fields: object) -> Lineage:
+    """A complete, made-up lineage for registry tests that need a version but not a trained model."""
+    from driftline.loop.lineage import Lineage
+
+    values: dict[str, object] = {
+        "model": model,
+        "version": version,
+        "tag": f"{model}:{version}",
+        "reason": "test",
+        "data_fingerprint": "0" * 64,
+        "data_sources": ["generated"],
+        "rows": 500,
+        "suite": f"{model}.json",
+        "suite_digest": "0" * 64,
+        "profile_path": f"memory://profiles/{model}/reference/{version}.bin",
+        "holdout_path": f"memory://holdouts/{model}/{version}.parquet",
+        "holdout_digest": "0" * 64,
+        "holdout_rows": 100,
+        "split_seed": 0,
+        "holdout_fraction": 0.2,
+        "estimator": "xgboost",
+        "params": {},
+        "seed": 0,
+        "metrics": {},
+        "gate": {},
+        "schema": {},
+        "code_version": None,
+        "code_dirty": None,
+        "lock_digest": None,
+        "flow_run_id": None,
+    }
+    return Lineage.model_validate(values | fields)

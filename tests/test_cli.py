@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.registry import open_registry
-from tests.conftest import REPO, Project
+from tests.conftest import REPO, Project, make_lineage
 
 runner = CliRunner()
 
@@ -32,7 +32,7 @@ def test_help_imports_no_heavy_library() -> None:
 def _seed_registry() -> None:
     registry = open_registry()
     lineage = {"gate": {"metric": "roc_auc", "challenger": 0.91}, "rows": 500, "data_fingerprint": "ab" * 32}
-    registry.record_version("fraud", "v1", "fraud:v1", lineage)
+    registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1", **lineage))
     registry.record_gate("fraud", True, "first model: roc_auc 0.9100", {}, "run-1")
     registry.promote("fraud", "v1", None, actor="tester", reason="first model", evidence={})
     registry.record_gate("fraud", False, "roc_auc 0.80 vs champion v1 0.91", {}, "run-2")
@@ -138,7 +138,15 @@ def test_drift_and_backtest_read_the_stored_batches(project: Project) -> None:
     for index, drifted in enumerate([False, True, True, False, True]):
         fingerprint = f"{index:064d}"
         registry.claim_batch("fraud", fingerprint, f"batch-{index}.parquet")
-        drift = {"columns": [column | {"score": 0.2 if drifted else 0.01}], "drifted": ["amount"] if drifted else []}
+        drift = {  # as stored before statuses existed: a score against a fixed threshold
+            "model": "fraud",
+            "version": "v1",
+            "batch": fingerprint,
+            "reference": "r",
+            "rows": 500,
+            "columns": [column | {"score": 0.2 if drifted else 0.01}],
+            "drifted": ["amount"] if drifted else [],
+        }
         registry.finish_batch(
             "fraud", fingerprint, status="accepted", drift_detected=drifted, drift=drift, report_path=f"r{index}.html"
         )

@@ -15,7 +15,7 @@ from driftline.loop import profiles
 from driftline.monitoring import drift
 from driftline.registry import open_registry
 from driftline.spec import load_spec
-from tests.conftest import Project
+from tests.conftest import Project, make_lineage
 
 runner = CliRunner()
 
@@ -42,8 +42,8 @@ def _verdict(shift: float, seed: int) -> dict[str, Any]:
 def seeded(project: Project) -> None:
     registry = open_registry()
     lineage = {"gate": {"metric": "roc_auc", "challenger": 0.91}, "rows": 500, "metrics": {"roc_auc": 0.91}}
-    registry.record_version("fraud", "v1", "fraud:v1", lineage)
-    registry.record_version("fraud", "v2", "fraud:v2", lineage)
+    registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1", **lineage))
+    registry.record_version("fraud", "v2", "fraud:v2", make_lineage("fraud", "v2", **lineage))
     registry.promote("fraud", "v1", None, actor="tester", reason="first model", evidence={})
     registry.promote("fraud", "v2", "v1", actor="tester", reason="better", evidence={})
     for fingerprint, shift in (("a" * 64, 0.0), ("b" * 64, 3.0)):
@@ -117,7 +117,7 @@ def test_evaluate_prints_metrics_keyed_by_name(project: Project, tmp_path: Any) 
     frame = generate(800, 3)
     model = modeling.fit(frame, spec)
     tag = store.save("fraud", model, classifier=True, labels={}, lineage={}, schema={})
-    open_registry().record_version("fraud", tag.split(":")[1], tag, {})
+    open_registry().record_version("fraud", tag.split(":")[1], tag, make_lineage("fraud", tag.split(":")[1]))
     path = tmp_path / "labeled.parquet"
     generate(400, 4).to_parquet(path)
     result = _json("evaluate", tag, "--data", str(path))
@@ -136,7 +136,7 @@ def test_evaluate_names_an_undefined_metric_and_why(project: Project, tmp_path: 
     spec = load_spec("fraud", {"estimator.params.n_estimators": 20})
     model = modeling.fit(generate(800, 3), spec)
     tag = store.save("fraud", model, classifier=True, labels={}, lineage={}, schema={})
-    open_registry().record_version("fraud", tag.split(":")[1], tag, {})
+    open_registry().record_version("fraud", tag.split(":")[1], tag, make_lineage("fraud", tag.split(":")[1]))
     frame = generate(600, 4)
     path = tmp_path / "one-class.parquet"
     frame[frame["is_fraud"] == 0].to_parquet(path)  # no fraud at all: ROC AUC has nothing to rank

@@ -17,14 +17,14 @@ from driftline.oncall.rollback import previous_good, rollback
 from driftline.registry import open_registry
 from driftline.settings import get_settings
 from driftline.spec import load_spec
-from tests.conftest import Project
+from tests.conftest import Project, make_lineage
 
 
 def _champions(*versions: str) -> None:
     registry = open_registry()
     previous = None
     for version in versions:
-        registry.record_version("fraud", version, f"fraud:{version}", {})
+        registry.record_version("fraud", version, f"fraud:{version}", make_lineage("fraud", version))
         registry.promote("fraud", version, previous, actor="train", reason="better", evidence={})
         previous = version
 
@@ -84,7 +84,7 @@ def test_a_rollback_tells_on_call_itself_and_a_missing_server_does_not_undo_it(
 def test_a_rollback_racing_a_promotion_loses_cleanly(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     _champions("v1", "v2")
     registry = open_registry()
-    registry.record_version("fraud", "v3", "fraud:v3", {})
+    registry.record_version("fraud", "v3", "fraud:v3", make_lineage("fraud", "v3"))
     real_version = registry.version
 
     def promotion_lands_meanwhile(model: str, version: str) -> Any:

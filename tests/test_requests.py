@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from driftline.loop.modeling import TrainingSchema
 from driftline.serving.requests import describe_errors, row_model, to_frame
 
-SCHEMA: dict[str, Any] = {
+SAVED: dict[str, Any] = {
     "target": "y",
     "classes": [0, 1],
     "columns": [
@@ -21,6 +23,7 @@ SCHEMA: dict[str, Any] = {
         {"name": "tier", "kind": "categorical", "dtype": "int64", "nullable": False, "categories": ["1", "2"]},
     ],
 }
+SCHEMA = TrainingSchema.from_dict(SAVED)
 GOOD = {"amount": 12.5, "age": None, "country": "US", "tier": 2, "extra": "ignored"}
 Row = row_model(SCHEMA, "test row")
 
@@ -79,3 +82,35 @@ def test_empty_and_oversized_requests() -> None:
 def test_every_broken_rule_is_reported_up_to_the_limit() -> None:
     text = _errors({"rows": [{"country": "XX"}] * 3})
     assert text.count("\n") == 10 and text.endswith("(and 2 more)")  # 3 rows x 4 problems, 10 shown
+
+
+def test_a_saved_schema_round_trips() -> None:
+    assert SCHEMA.as_dict() == SAVED
+    assert TrainingSchema.from_dict(SCHEMA.as_dict()) == SCHEMA
+    assert SCHEMA.names == ["amount", "age", "country", "tier"] and SCHEMA.classes == (0, 1)
+
+
+def test_a_schema_that_is_not_one_names_what_it_lacks() -> None:
+    from driftline.errors import StoreError
+
+    with pytest.raises(StoreError, match="training schema: expected the keys target, classes and columns"):
+        TrainingSchema.from_dict({"target": "y", "columns": [{"name": "amount"}]})
+
+
+def test_the_schema_of_a_model_saved_by_the_old_layout_parses() -> None:
+    import bentoml
+
+    from driftline.examples.fraud import generate
+
+    fixtures = Path(__file__).parent / "fixtures"
+    tag = json.loads((fixtures / "legacy-fraud.json").read_text())["tag"]
+    try:
+        saved = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        saved = bentoml.models.import_model(str(fixtures / "legacy-fraud.bentomodel"))
+    stored = saved.custom_objects["schema"]
+    schema = TrainingSchema.from_dict(stored)
+    assert schema.as_dict() == stored and schema.target == "is_fraud" and schema.classes == (0, 1)
+    rows = generate(3, seed=4)[schema.names].to_dict("records")
+    model = row_model(schema, "legacy")
+    assert to_frame([model.model_validate(row) for row in rows], schema).columns.tolist() == schema.names

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from driftline.cli.base import JsonFlag, print_json
 from driftline.errors import DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.monitoring.drift import ColumnDrift
 
 
 def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: JsonFlag = False) -> None:
@@ -15,9 +18,9 @@ def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: Jso
     from rich.console import Console
     from rich.table import Table
 
-    from driftline.registry import open_registry
+    from driftline.registry import SCORED, BatchStatus, open_registry
 
-    scored = [b for b in open_registry().batches(model, status=("accepted", "window")) if b.drift]
+    scored = [b for b in open_registry().batches(model, status=SCORED) if b.drift is not None]
     if not scored:
         if as_json:
             print_json({"model": model, "batch": None, "drifted": [], "columns": []})
@@ -26,14 +29,14 @@ def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: Jso
         return
     latest = scored[0]
     assert latest.drift is not None
-    columns = [_drift_column(column) for column in latest.drift["columns"]]
+    columns = [_drift_column(column, latest.drift.legacy) for column in latest.drift.columns]
     if as_json:
         print_json(
             {
                 "model": model,
                 "batch": latest.fingerprint,
                 "origin": latest.origin,
-                "source": "traffic" if latest.status == "window" else "batch",
+                "source": "traffic" if latest.status == BatchStatus.WINDOW else "batch",
                 "version": latest.champion_version,
                 "rows": latest.rows,
                 "processed_at": latest.processed_at,
@@ -44,7 +47,7 @@ def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: Jso
             }
         )
         return
-    what = latest.origin if latest.status == "accepted" else f"traffic {latest.fingerprint}"
+    what = latest.origin if latest.status == BatchStatus.ACCEPTED else f"traffic {latest.fingerprint}"
     table = Table(title=f"{model}: {what} vs version {latest.champion_version}", title_justify="left")
     for name in ("column", "role", "kind", "score", "noise floor", "threshold", "status"):
         table.add_column(name, overflow="fold")
@@ -65,24 +68,21 @@ def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: Jso
     console.print(f"report: {latest.report_path}")
 
 
-def _drift_column(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored column verdict with the stable ``--json`` keys (older records lack role, floor and status)."""
-    score, threshold = stored.get("score"), stored.get("threshold")
-    status = stored.get("status") or (
-        "unscorable" if score is None else "drift" if threshold is not None and score >= threshold else "ok"
-    )
+def _drift_column(column: ColumnDrift, legacy: bool) -> dict[str, Any]:
+    """A stored column verdict with the stable ``--json`` keys; records stored before statuses existed (``legacy``)
+    had no effect size or row count of their own, so those stay null."""
     return {
-        "column": stored["column"],
-        "kind": stored.get("kind"),
-        "role": stored.get("role", "feature"),
-        "score": score,
-        "threshold": threshold,
-        "floor": stored.get("floor"),
-        "effect": stored.get("effect"),
-        "status": status,
-        "statistic": stored.get("statistic"),
-        "rows": stored.get("rows"),
-        "note": stored.get("note", ""),
+        "column": column.column,
+        "kind": column.kind,
+        "role": column.role,
+        "score": column.score,
+        "threshold": column.threshold,
+        "floor": column.floor,
+        "effect": None if legacy else column.effect,
+        "status": column.status,
+        "statistic": column.statistic,
+        "rows": None if legacy else column.rows,
+        "note": column.note,
     }
 
 
@@ -100,9 +100,11 @@ def backtest(
     Each stored column verdict keeps its score and noise floor, so a proposed effect size re-judges it exactly as
     the monitor would have: try a threshold on history before making it.
     """
+    from dataclasses import replace
+
     from driftline.monitoring import drift as drift_scores
     from driftline.monitoring import policy
-    from driftline.registry import open_registry
+    from driftline.registry import SCORED, open_registry
     from driftline.spec import load_spec
 
     try:
@@ -111,7 +113,7 @@ def backtest(
         proposed_rule = spec.drift.model_validate(
             spec.drift.model_dump() | {k: v for k, v in changes.items() if v is not None}
         )
-        scored = open_registry().batches(model, status=("accepted", "window"))
+        scored = open_registry().batches(model, status=SCORED)
         history = list(reversed([b for b in scored if b.processed_at]))
     except DriftlineError:
         raise
@@ -123,17 +125,17 @@ def backtest(
         last_request = None
         rows = []
         for record in history:
-            verdict = dict(record.drift or {})
-            if verdict.get("columns"):
-                verdict["columns"] = [
-                    c | {"status": drift_scores.rejudge(c, rule.effect(c["column"]))} for c in verdict["columns"]
-                ]
+            verdict = record.drift
+            if verdict is not None and verdict.columns:
+                # Re-judged, every column has a status under this rule: old records included.
+                rejudged = [replace(c, status=drift_scores.rejudge(c, rule.effect(c.column))) for c in verdict.columns]
+                verdict = replace(verdict, columns=tuple(rejudged), legacy=False)
             flags.insert(0, policy.flagged(verdict, rule.retrain_on, fallback=record.drift_detected))
             assert record.processed_at is not None
             decision = policy.decide(flags, rule, last_request, record.processed_at)
             if decision.retrain:
                 last_request = record.processed_at
-            drifted = [c["column"] for c in verdict.get("columns") or [] if c.get("status") == "drift"]
+            drifted = [c.column for c in verdict.columns if c.drifted] if verdict is not None else []
             rows.append(
                 {
                     "at": record.processed_at,

@@ -21,6 +21,7 @@ def train(
     reason: Annotated[str, typer.Option(help="why this run; kept in the lineage")] = "manual",
 ) -> None:
     """Run the train flow for MODEL on the local Prefect server and say what the gate decided."""
+    from driftline.loop.gate import Outcome
     from driftline.spec import load_spec, parse_override
 
     overrides = dict(parse_override(item) for item in set_ or [])
@@ -34,7 +35,7 @@ def train(
     outcome = state.result()
     if outcome.promoted:
         verdict = f"promoted {outcome.tag}"
-    elif outcome.outcome == "unservable" and outcome.tag:
+    elif outcome.outcome == Outcome.UNSERVABLE and outcome.tag:
         verdict = f"unservable ({outcome.tag} packaged, not promoted)"
     else:
         verdict = outcome.outcome.replace("_", " ")

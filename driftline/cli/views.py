@@ -37,7 +37,7 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
                         "version": r.version,
                         "tag": r.tag,
                         "created_at": r.created_at,
-                        "metrics": r.lineage.get("metrics"),
+                        "metrics": r.lineage.metrics,
                     }
                     for r in versions
                 ],
@@ -58,13 +58,13 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
         table.add_column(column, overflow="fold")
     for record in versions:
         lineage = record.lineage
-        gate = lineage.get("gate", {})
+        gate = lineage.gate
         table.add_row(
             record.version,
             f"{record.created_at:%Y-%m-%d %H:%M:%S}",
             f"{gate.get('metric')} " + ("n/a" if gate.get("challenger") is None else f"{gate['challenger']:.4f}"),
-            str(lineage.get("rows")),
-            str(lineage.get("data_fingerprint", ""))[:12],
+            str(lineage.rows),
+            lineage.data_fingerprint[:12],
             "*" if champion and champion.version == record.version else "",
         )
     console.print(table)
@@ -124,7 +124,8 @@ def lineage(
 
     model, _, version = ref.partition(":")
     record = version_of(model, version or None, no_champion="no champion yet; give MODEL:VERSION")
-    print_json(record.lineage)
+    # As recorded: a lineage written by an older driftline shows the fields it had, not today's defaults.
+    print_json(record.lineage.model_dump(mode="json", by_alias=True, exclude_unset=True))
 
 
 def check(

@@ -17,6 +17,7 @@ failures page on-call.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
@@ -25,9 +26,20 @@ from driftline.loop import modeling
 from driftline.loop.modeling import Predictions
 from driftline.spec import ModelSpec
 
-Outcome = Literal["accepted", "not_better", "regressed", "incomparable", "unservable", "unchanged"]
+
+class Outcome(StrEnum):
+    """What the gate decided (see the module docstring); stored as its text in the gate's evidence."""
+
+    ACCEPTED = "accepted"
+    NOT_BETTER = "not_better"
+    REGRESSED = "regressed"
+    INCOMPARABLE = "incomparable"
+    UNSERVABLE = "unservable"
+    UNCHANGED = "unchanged"
+
+
 # The outcomes that mean something is wrong and someone should look: they emit driftline.model.rejected.
-PAGING_OUTCOMES: frozenset[str] = frozenset({"regressed", "incomparable", "unservable"})
+PAGING_OUTCOMES: frozenset[Outcome] = frozenset({Outcome.REGRESSED, Outcome.INCOMPARABLE, Outcome.UNSERVABLE})
 # Up to this many rows are resampled one by one; above it, rows are dealt at random into this many groups and the
 # groups are resampled, which keeps a 1M-row bootstrap under a second with the same spread for these metrics.
 BOOTSTRAP_GROUPS = 1000
@@ -108,7 +120,7 @@ class GateDecision:
 
     def __post_init__(self) -> None:
         if self.outcome is None:
-            object.__setattr__(self, "outcome", "accepted" if self.accepted else "regressed")
+            object.__setattr__(self, "outcome", Outcome.ACCEPTED if self.accepted else Outcome.REGRESSED)
 
     @property
     def pages(self) -> bool:
@@ -124,7 +136,7 @@ class GateDecision:
 
     def unservable(self, why: str) -> GateDecision:
         """The same decision, overturned because the packaged model failed its servability check."""
-        return replace(self, accepted=False, outcome="unservable", reason=f"servability check failed: {why}")
+        return replace(self, accepted=False, outcome=Outcome.UNSERVABLE, reason=f"servability check failed: {why}")
 
 
 def unchanged(
@@ -147,7 +159,7 @@ def unchanged(
         min_improvement=spec.gate.min_improvement,
         holdout_rows=holdout_rows,
         holdout_digest=holdout_digest,
-        outcome="unchanged",
+        outcome=Outcome.UNCHANGED,
     )
 
 
@@ -246,7 +258,7 @@ def decide(
 
     def result(outcome: Outcome, reason: str, **numbers: Any) -> GateDecision:
         return GateDecision(
-            accepted=outcome == "accepted",
+            accepted=outcome == Outcome.ACCEPTED,
             reason=reason,
             metric=metric,
             maximize=maximize,
@@ -268,26 +280,29 @@ def decide(
 
     shown = "undefined" if score is None else f"{score:.4f}"
     if champion_version is None and gate.first_run == "always":
-        return result("accepted", f"first model: {metric} {shown}; accepted without a minimum (gate.first_run=always)")
+        return result(
+            Outcome.ACCEPTED, f"first model: {metric} {shown}; accepted without a minimum (gate.first_run=always)"
+        )
     if gate.min_metric is not None:
         meets = score is not None and (score >= gate.min_metric if maximize else score <= gate.min_metric)
         if not meets:
             limit = "minimum" if maximize else "maximum"
             why = f" ({overall.undefined})" if score is None else ""
             return result(
-                "regressed",
+                Outcome.REGRESSED,
                 f"{metric} {shown}{why} on the {holdout.rows} held-out rows does not reach the {limit} "
                 f"{gate.min_metric:.4f} (gate.min_metric)",
             )
     if champion_version is None:
         if gate.min_metric is None:
             return result(
-                "accepted", f"first model: {metric} {shown}; no champion to beat (gate.first_run={gate.first_run})"
+                Outcome.ACCEPTED,
+                f"first model: {metric} {shown}; no champion to beat (gate.first_run={gate.first_run})",
             )
-        return result("accepted", f"first model: {metric} {shown} reaches gate.min_metric {gate.min_metric:.4f}")
+        return result(Outcome.ACCEPTED, f"first model: {metric} {shown} reaches gate.min_metric {gate.min_metric:.4f}")
     if holdout.champion is None:
         return result(
-            "incomparable",
+            Outcome.INCOMPARABLE,
             f"champion {champion_version} could not be scored on this holdout ({champion_error}); "
             "refusing to promote a model that cannot be compared",
         )
@@ -302,7 +317,7 @@ def decide(
         notes.append(f"{metric} is undefined on the {recent_evidence.rows} recent rows ({recent_evidence.undefined})")
     if deciding_evidence.improvement is None:
         return result(
-            "incomparable",
+            Outcome.INCOMPARABLE,
             f"{metric} is undefined on the {deciding.rows} held-out rows ({deciding_evidence.undefined}); "
             "refusing to promote a model that cannot be compared",
         )
@@ -359,11 +374,13 @@ def decide(
                 f"{abs(fixed_evidence.champion):.4f} allows {allowed:.4f})"
             )
             if least_loss > allowed:
-                return result("regressed", f"{check}: the challenger forgets the fixed holdout; {verdict}", **numbers)
+                return result(
+                    Outcome.REGRESSED, f"{check}: the challenger forgets the fixed holdout; {verdict}", **numbers
+                )
             notes.append(check)
     tail = "".join(f"; {note}" for note in notes)
     if boot.lower is not None and boot.lower > gate.min_improvement:
-        return result("accepted", verdict + tail, **numbers)
+        return result(Outcome.ACCEPTED, verdict + tail, **numbers)
     if boot.upper is not None and boot.upper < 0:
-        return result("regressed", f"significantly worse: {verdict}{tail}", **numbers)
-    return result("not_better", f"not significantly better: {verdict}{tail}", **numbers)
+        return result(Outcome.REGRESSED, f"significantly worse: {verdict}{tail}", **numbers)
+    return result(Outcome.NOT_BETTER, f"not significantly better: {verdict}{tail}", **numbers)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline.errors import SpecError, TrainingError
+from driftline.errors import SpecError, StoreError, TrainingError
 from driftline.spec import METRICS_BY_TASK, ModelSpec
 
 _ESTIMATOR_PATHS = {
@@ -42,9 +42,20 @@ class ColumnSchema:
 
 @dataclass(frozen=True)
 class TrainingSchema:
+    """The rows a model was trained on: its input columns in order, the target, and a classifier's classes.
+
+    Saved with the model as ``as_dict()`` (``custom_objects["schema"]``); :meth:`from_dict` reads it back, also
+    from models saved by earlier driftline versions, which stored the same dict.
+    """
+
     columns: tuple[ColumnSchema, ...]
     target: str
     classes: tuple[Any, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        """The input columns' names, in training order."""
+        return [column.name for column in self.columns]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +63,28 @@ class TrainingSchema:
             "classes": [_plain(c) for c in self.classes],
             "columns": [column.__dict__ | {"categories": list(column.categories)} for column in self.columns],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingSchema:
+        """The schema saved as :meth:`as_dict`; a StoreError saying what it lacks if it is not one."""
+        try:
+            columns = tuple(
+                ColumnSchema(
+                    name=str(column["name"]),
+                    kind=str(column["kind"]),
+                    dtype=str(column["dtype"]),
+                    nullable=bool(column["nullable"]),
+                    categories=tuple(str(value) for value in column.get("categories") or ()),
+                )
+                for column in data["columns"]
+            )
+            return cls(columns=columns, target=str(data["target"]), classes=tuple(data.get("classes") or ()))
+        except (KeyError, TypeError) as error:
+            raise StoreError(
+                f"training schema: expected the keys target, classes and columns (each with name, kind, dtype, "
+                f"nullable, categories); found {sorted(data) if isinstance(data, dict) else type(data).__name__} "
+                f"({type(error).__name__}: {error})"
+            ) from None
 
 
 @dataclass(frozen=True)

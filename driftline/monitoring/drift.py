@@ -92,6 +92,33 @@ class ColumnDrift:
     def drifted(self) -> bool:
         return self.status == "drift"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnDrift:
+        """A column verdict as ``DriftReport.as_dict`` stores it.
+
+        Verdicts stored before statuses existed hold only a score against a fixed threshold (the effect size): the
+        status is what it meant then (drift when the score reached the threshold), the role is feature.
+        """
+        score, threshold = data.get("score"), data.get("threshold")
+        status: Status = data.get("status") or (
+            "unscorable" if score is None else "drift" if threshold is not None and score >= threshold else "ok"
+        )
+        return cls(
+            column=data["column"],
+            kind=data.get("kind", ""),
+            role=data.get("role", "feature"),
+            status=status,
+            score=score,
+            threshold=threshold,
+            floor=data.get("floor"),
+            effect=data.get("effect", threshold if threshold is not None else 0.0),
+            rows=data.get("rows", 0),
+            method=data.get("method", "hellinger"),
+            statistic=data.get("statistic"),
+            tests=tuple(Test(**test) for test in data.get("tests") or ()),
+            note=data.get("note", ""),
+        )
+
 
 @dataclass(frozen=True)
 class DriftReport:
@@ -106,6 +133,7 @@ class DriftReport:
     alpha: float = 0.02
     tests: int = 0
     report_path: str | None = None
+    legacy: bool = False  # read from a record stored before statuses existed (see ColumnDrift.from_dict)
 
     @property
     def drifted(self) -> list[ColumnDrift]:
@@ -144,11 +172,35 @@ class DriftReport:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {
+        stored = asdict(self) | {
             "drifted": [c.column for c in self.drifted],
             "kinds": self.kinds(),
             "statuses": self.counts(),
         }
+        if not self.legacy:
+            del stored["legacy"]  # reports scored today are stored as they always were
+        return stored
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftReport:
+        """A report as :meth:`as_dict` stores it (the derived keys drifted, kinds and statuses are recomputed).
+
+        Reports stored before statuses existed read too, marked ``legacy``; they lack alpha and the test count.
+        """
+        columns = data.get("columns") or []
+        legacy = bool(data.get("legacy")) or any("status" not in column for column in columns)
+        return cls(
+            model=data["model"],
+            version=data["version"],
+            batch=data["batch"],
+            reference=data["reference"],
+            rows=data["rows"],
+            columns=tuple(ColumnDrift.from_dict(column) for column in columns),
+            alpha=data.get("alpha", 0.02),
+            tests=data.get("tests", 0),
+            report_path=data.get("report_path"),
+            legacy=legacy,
+        )
 
 
 def monitored_columns(spec: ModelSpec, with_prediction: bool = False) -> dict[str, tuple[str, str]]:
@@ -544,15 +596,13 @@ def _location_test(ref: ColumnReference, sketch: Any, effect: float, level: floa
     return Test("location", location_hellinger(shift), floor, _threshold(floor, effect))
 
 
-def rejudge(column: dict[str, Any], effect: float) -> Status:
-    """A stored column verdict (``ColumnDrift`` as a dict) under another effect size: for backtests."""
-    status = str(column.get("status") or "")
-    if status in ("insufficient_data", "unscorable"):
-        return status  # type: ignore[return-value]
-    tests = column.get("tests") or []
-    if not tests:  # stored before calibration: a bare score against a fixed threshold
-        return "drift" if column.get("score") is not None and column["score"] >= effect else "ok"
-    over = any(t["score"] >= _threshold(t["floor"], effect) for t in tests)
+def rejudge(column: ColumnDrift, effect: float) -> Status:
+    """A stored column verdict under another effect size: for backtests."""
+    if column.status in ("insufficient_data", "unscorable"):
+        return column.status
+    if not column.tests:  # stored before calibration: a bare score against a fixed threshold
+        return "drift" if column.score is not None and column.score >= effect else "ok"
+    over = any(t.score >= _threshold(t.floor, effect) for t in column.tests)
     return "drift" if over else "ok"
 
 

@@ -11,21 +11,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from driftline.spec import Drift
 
-RETRAIN_REQUESTED = "retrain_requested"
-NO_DRIFT = "no_drift"
-BELOW_POLICY = "drift_below_policy"
-SKIPPED_COOLDOWN = "skipped_cooldown"
-SKIPPED_DUPLICATE = "skipped_duplicate"
-UNDECIDED = "drift_undecided"
+if TYPE_CHECKING:
+    from driftline.monitoring.drift import DriftReport
+
+
+class Decision(StrEnum):
+    """What the monitor and the retrain flow decided about a model, as the registry records it."""
+
+    # the monitor's drift policy, on the newest batch or traffic window
+    RETRAIN_REQUESTED = "retrain_requested"
+    NO_DRIFT = "no_drift"
+    BELOW_POLICY = "drift_below_policy"
+    UNDECIDED = "drift_undecided"
+    # the retrain flow: skipped, started, and how its training run ended
+    SKIPPED_COOLDOWN = "skipped_cooldown"
+    SKIPPED_DUPLICATE = "skipped_duplicate"
+    RETRAIN_STARTED = "retrain_started"
+    RETRAIN_PROMOTED = "retrain_promoted"
+    RETRAIN_UNCHANGED = "retrain_unchanged"
+    RETRAIN_NOT_BETTER = "retrain_not_better"
+    RETRAIN_REJECTED = "retrain_rejected"
+    # a window batch that failed validation at train time
+    WINDOW_BATCH_QUARANTINED = "window_batch_quarantined"
+
+
+# The policy's own names, as they were before the enum; the same members.
+RETRAIN_REQUESTED = Decision.RETRAIN_REQUESTED
+NO_DRIFT = Decision.NO_DRIFT
+BELOW_POLICY = Decision.BELOW_POLICY
+SKIPPED_COOLDOWN = Decision.SKIPPED_COOLDOWN
+SKIPPED_DUPLICATE = Decision.SKIPPED_DUPLICATE
+UNDECIDED = Decision.UNDECIDED
 
 
 @dataclass(frozen=True)
 class PolicyDecision:
-    decision: str
+    decision: Decision
     reason: str
 
     @property
@@ -33,18 +59,17 @@ class PolicyDecision:
         return self.decision == RETRAIN_REQUESTED
 
 
-def flagged(drift: dict[str, Any] | None, retrain_on: Sequence[str], fallback: bool | None = None) -> bool | None:
+def flagged(drift: DriftReport | None, retrain_on: Sequence[str], fallback: bool | None = None) -> bool | None:
     """Whether a stored drift result counts toward a retrain: drift in a kind the policy acts on.
 
-    None when nothing in the batch could be decided. Results stored before kinds and statuses existed fall back
-    to their recorded flag.
+    None when nothing in the batch could be decided. Results stored before kinds and statuses existed
+    (``drift.legacy``) fall back to their recorded flag.
     """
-    columns = (drift or {}).get("columns") or []
-    if not columns or "status" not in columns[0]:
+    if drift is None or not drift.columns or drift.legacy:
         return fallback
-    if any(c["status"] == "drift" and c.get("role", "feature") in retrain_on for c in columns):
+    if any(c.drifted and c.role in retrain_on for c in drift.columns):
         return True
-    if all(c["status"] in ("insufficient_data", "unscorable") for c in columns):
+    if len(drift.undecided()) == len(drift.columns):
         return None
     return False
 

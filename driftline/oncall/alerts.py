@@ -18,12 +18,14 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from driftline.spec import AlertKind
+
 Severity = Literal["critical", "error", "warning", "info"]
 
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str
+    kind: AlertKind  # one of spec.ALERT_KINDS: what `notify.alerts` selects and the runbook's section
     severity: Severity
     model: str
     version: str | None

@@ -28,9 +28,10 @@ from uuid import UUID
 
 from driftline.errors import SpecError
 from driftline.oncall import alerts, events
-from driftline.spec import ModelSpec, heartbeat_minutes
+from driftline.spec import AlertKind, ModelSpec, heartbeat_minutes
 
-EVENT_ALERTS = {
+# The alert kinds an event carries; the other kinds (run_failed, heartbeat) are automations on flow-run states.
+EVENT_ALERTS: dict[AlertKind, str] = {
     "validation_failed": events.VALIDATION_FAILED,
     "drift_detected": events.DRIFT_DETECTED,
     "drift_undecided": events.DRIFT_UNDECIDED,
@@ -104,7 +105,7 @@ def plan(spec: ModelSpec, block_ids: list[UUID], project: str | None = None) -> 
     window = timedelta(minutes=spec.notify.dedupe_minutes)
     planned = []
 
-    def add(kind: str, trigger: Any, subject: str, body: str, description: str) -> None:
+    def add(kind: AlertKind, trigger: Any, subject: str, body: str, description: str) -> None:
         actions = [SendNotification(block_document_id=b, subject=subject, body=body) for b in block_ids]
         planned.append(
             AutomationCore(

@@ -17,14 +17,16 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from driftline.loop.modeling import ColumnSchema, TrainingSchema
+
 MAX_ROWS = 10_000
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
-def _categories(column: dict[str, Any]) -> tuple[Any, ...]:
+def _categories(column: ColumnSchema) -> tuple[Any, ...]:
     """The allowed values in their JSON form: the schema keeps them as text, the column's dtype says what they were."""
-    dtype, values = str(column["dtype"]), column["categories"]
+    dtype, values = column.dtype, column.categories
     if dtype.startswith(("int", "uint", "Int", "UInt")):
         return tuple(int(v) for v in values)
     if dtype.startswith(("float", "Float")):
@@ -34,26 +36,25 @@ def _categories(column: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def row_model(schema: dict[str, Any], name: str = "Row") -> type[BaseModel]:
-    """The pydantic model of one input row for a training schema (``TrainingSchema.as_dict()``)."""
+def row_model(schema: TrainingSchema, name: str = "Row") -> type[BaseModel]:
+    """The pydantic model of one input row for a training schema."""
     fields: dict[str, Any] = {}
-    for column in schema["columns"]:
-        if column["kind"] == "numeric":
+    for column in schema.columns:
+        if column.kind == "numeric":
             kind: Any = Number
         else:
             kind = Literal[_categories(column)]
-        if column["nullable"]:
+        if column.nullable:
             kind = kind | None
-        fields[column["name"]] = (kind, Field(..., description=f"{column['kind']} ({column['dtype']} in training)"))
+        fields[column.name] = (kind, Field(..., description=f"{column.kind} ({column.dtype} in training)"))
     identifier = re.sub(r"\W", "_", name) or "Row"
     model: type[BaseModel] = create_model(identifier, __config__=ConfigDict(extra="ignore", frozen=True), **fields)
     return model
 
 
-def to_frame(rows: list[BaseModel], schema: dict[str, Any]) -> pd.DataFrame:
+def to_frame(rows: list[BaseModel], schema: TrainingSchema) -> pd.DataFrame:
     """Validated rows as the model's input frame, columns in training order."""
-    columns = [c["name"] for c in schema["columns"]]
-    return pd.DataFrame([row.model_dump() for row in rows], columns=columns)
+    return pd.DataFrame([row.model_dump() for row in rows], columns=schema.names)
 
 
 def describe_errors(detail: list[dict[str, Any]], limit: int = 10) -> str:

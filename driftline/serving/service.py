@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from driftline import libs
+from driftline.loop.modeling import TrainingSchema
 from driftline.monitoring.traffic import TrafficProfiler
 from driftline.serving.auth import BearerAuth
 from driftline.serving.batching import Coalescer
@@ -42,7 +43,8 @@ from driftline.settings import quiet_telemetry
 quiet_telemetry()
 bentoml = libs.bentoml()
 CONFIG = config_from_env()
-SCHEMA: dict[str, Any] = bentoml.models.get(CONFIG.tag).custom_objects["schema"]
+# Saved as TrainingSchema.as_dict(), by this driftline or an earlier one.
+SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
 Row = row_model(SCHEMA, f"{CONFIG.model}_row")
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_ROWS)]  # type: ignore[valid-type]
 
@@ -62,7 +64,7 @@ class ModelService:
     def __init__(self) -> None:
         self.tag = CONFIG.tag
         self.model = bentoml.sklearn.load_model(self.tag)
-        self.classes = list(SCHEMA.get("classes") or [])
+        self.classes = list(SCHEMA.classes)
         self.coalescer: Coalescer[Any, dict[str, Any]] = Coalescer(self._predict_rows)
         self.profiler: TrafficProfiler | None = None
         if CONFIG.profile_store:
@@ -141,7 +143,7 @@ class ModelService:
     @bentoml.api(route="/model")
     def model_info(self) -> dict[str, Any]:
         """The served model's tag and input schema."""
-        return {"model": self.tag, "schema": SCHEMA}
+        return {"model": self.tag, "schema": SCHEMA.as_dict()}
 
     @operations.get("/health")
     def health(self) -> dict[str, Any]:

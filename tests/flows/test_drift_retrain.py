@@ -103,8 +103,8 @@ def test_drift_triggers_exactly_one_retrain_and_bursts_run_one_at_a_time(
         assert len(ledger) == 2 and ledger[-1].reason == decisions[0].reason
         assert ledger[-1].from_version == first.version and ledger[-1].to_version == champion.version
         lineage = registry.version("fraud", champion.version).lineage
-        assert lineage["drift_event"]["fingerprint"] == outcome.fingerprint
-        assert len(lineage["window"]) == 2 and lineage["reason"] == "drift"
+        assert lineage.drift_event is not None and lineage.drift_event["fingerprint"] == outcome.fingerprint
+        assert len(lineage.window) == 2 and lineage.reason == "drift"
     else:
         assert len(ledger) == 1 and champion.version == first.version
 

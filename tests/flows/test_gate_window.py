@@ -72,7 +72,7 @@ def test_a_window_decides_and_a_plain_train_keeps_the_adapted_champion(project: 
     assert decision.allowed_regression is not None and decision.fixed.improvement is not None
     assert -decision.fixed.improvement <= decision.allowed_regression
     registry = open_registry()
-    assert registry.version("fraud", adapted.version).lineage["window"] == window  # type: ignore[arg-type]
+    assert registry.version("fraud", adapted.version).lineage.window == window
 
     # 2. A plain train (no window passed) trains on what the champion saw: the same data, spec and code, so it is
     #    unchanged: no new version, no ledger entry, no event, one recorded decision.
@@ -128,4 +128,4 @@ def test_a_window_batch_failing_validation_leaves_the_window_and_the_run_goes_on
     assert bad in decision.reason and decision.fingerprint == bad_fingerprint
     assert decision.flow_run_id == str(state.state_details.flow_run_id)
     if outcome.promoted:
-        assert registry.version("fraud", outcome.version).lineage["window"] == [good]  # type: ignore[arg-type]
+        assert registry.version("fraud", outcome.version).lineage.window == [good]

@@ -107,14 +107,14 @@ def test_small_monthly_batches_stay_quiet_until_a_label_shift_and_a_retrain_adap
     assert gate["decided_on"] == "recent", gate
     assert gate["recent"]["challenger"] > gate["recent"]["champion"], gate
     lineage = registry.version("monthly", champion.version).lineage
-    assert lineage["reason"] == "manual" and len(lineage["window"]) == 5
+    assert lineage.reason == "manual" and len(lineage.window) == 5
 
     # A plain train afterwards trains on the data the adapted champion saw, so it cannot undo the adaptation.
     plain = runner.invoke(app, ["train", "monthly"])
     assert plain.exit_code == 0, plain.output
     assert registry.champion("monthly") == champion
     assert [entry.to_version for entry in registry.ledger("monthly")][-1] == champion.version
-    assert all(Path(path).is_file() for path in lineage["window"])
+    assert all(Path(path).is_file() for path in lineage.window)
 
     # The nightly retrain with no new data would train the champion again: unchanged, nothing packaged, no page.
     ledger = len(registry.ledger("monthly"))

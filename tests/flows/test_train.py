@@ -63,13 +63,13 @@ def test_train_promotes_rejects_and_quarantines(project: Project, prefect_server
     assert (entry.action, entry.from_version, entry.to_version) == ("promote", None, first.version)
     assert entry.flow_run_id == str(run_id)
     lineage = registry.version("fraud", first.version).lineage
-    assert lineage["tag"] == first.tag and lineage["flow_run_id"] == str(run_id)
-    assert lineage["rows"] == 5000 and len(lineage["data_fingerprint"]) == 64
-    assert len(lineage["suite_digest"]) == 64 and lineage["suite"] == "fraud.json"
-    assert Path(lineage["profile_path"]).is_file() and Path(lineage["holdout_path"]).is_file()
-    assert lineage["lock_digest"] and lineage["metrics"]["roc_auc"] > 0.85
-    assert lineage["params"]["n_estimators"] == 200 and lineage["reason"] == "test: first"
-    assert pd.read_parquet(lineage["holdout_path"]).shape[0] == lineage["holdout_rows"]
+    assert lineage.tag == first.tag and lineage.flow_run_id == str(run_id)
+    assert lineage.rows == 5000 and len(lineage.data_fingerprint) == 64
+    assert len(lineage.suite_digest) == 64 and lineage.suite == "fraud.json"
+    assert Path(lineage.profile_path).is_file() and Path(lineage.holdout_path).is_file()
+    assert lineage.lock_digest and lineage.metrics["roc_auc"] > 0.85
+    assert lineage.params["n_estimators"] == 200 and lineage.reason == "test: first"
+    assert pd.read_parquet(lineage.holdout_path).shape[0] == lineage.holdout_rows
     project_id = get_settings().project_id
     assert _artifact_keys(prefect_server, run_id) >= {
         f"{project_id}-fraud-validation",

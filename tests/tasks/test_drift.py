@@ -6,6 +6,7 @@ Error rates over repeated trials are in test_drift_calibration.py (marker ``stat
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -165,11 +166,13 @@ def test_the_calibration_is_kept_as_json_and_refitted_when_the_spec_changes(refe
 
 def test_stored_verdicts_can_be_rejudged_under_another_effect_size(reference: Any) -> None:
     report = _report(_frame(np.random.default_rng(13), 20_000, shift=0.1), reference)
-    x = next(c for c in report.as_dict()["columns"] if c["column"] == "x")
-    assert x["status"] == "drift"
+    stored = drift.DriftReport.from_dict(report.as_dict())
+    assert stored == report
+    x = next(c for c in stored.columns if c.column == "x")
+    assert x.status == "drift"
     assert drift.rejudge(x, 0.2) == "ok"
     assert drift.rejudge(x, 0.001) == "drift"
-    assert drift.rejudge({"status": "unscorable"}, 0.001) == "unscorable"
+    assert drift.rejudge(replace(x, status="unscorable"), 0.001) == "unscorable"
 
 
 def test_html_report_is_self_contained_and_shows_every_status(reference: Any) -> None:

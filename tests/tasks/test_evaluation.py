@@ -18,7 +18,7 @@ from driftline.registry import Champion, open_registry
 from driftline.spec import load_spec, parse_spec
 from tasks.evaluation import ChampionScore, evaluate_champion, evaluate_model, score_holdout
 from tasks.training import fit_model, split_holdout
-from tests.conftest import Project
+from tests.conftest import Project, make_lineage
 from tests.tasks.conftest import Trained, make_batch
 
 
@@ -122,7 +122,7 @@ def _register(trained: Trained, model: Any) -> Champion:
         trained.spec.name, model, classifier=True, labels={}, lineage={}, schema=trained.fitted.schema.as_dict()
     )
     version = tag.split(":", 1)[1]
-    open_registry().record_version(trained.spec.name, version, tag, {})
+    open_registry().record_version(trained.spec.name, version, tag, make_lineage(trained.spec.name, version))
     return Champion(trained.spec.name, version, pd.Timestamp.now(tz="UTC").to_pydatetime())
 
 

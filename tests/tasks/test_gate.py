@@ -21,7 +21,7 @@ from driftline.spec import ModelSpec, load_spec, parse_spec
 from tasks.evaluation import ChampionScore, HoldoutScores
 from tasks.gate import check_unchanged, decide_promotion
 from tasks.training import fit_model, split_holdout
-from tests.conftest import Project
+from tests.conftest import Project, make_lineage
 from tests.tasks.conftest import make_batch
 
 DIGEST = "d" * 64
@@ -398,7 +398,7 @@ def _identity(**changes: Any) -> TrainingIdentity:
 
 
 def _champion_with(lineage: dict[str, Any]) -> Champion:
-    open_registry().record_version("fraud", "v1", "fraud:v1", lineage)
+    open_registry().record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1", **lineage))
     return Champion("fraud", "v1", datetime.now(UTC))
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from driftline.monitoring import policy
+from driftline.monitoring.drift import DriftReport
 from driftline.spec import Drift
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -46,9 +47,12 @@ def test_min_drifted_cannot_exceed_of_last() -> None:
         Drift(min_drifted=3, of_last=2)
 
 
-def _stored(*columns: tuple[str, str]) -> dict[str, object]:
+def _stored(*columns: tuple[str, str]) -> DriftReport:
     rows = [{"column": f"c{i}", "role": role, "status": status} for i, (role, status) in enumerate(columns)]
-    return {"columns": rows}
+    return DriftReport.from_dict(_REPORT | {"columns": rows})
+
+
+_REPORT = {"model": "fraud", "version": "v1", "batch": "b", "reference": "r", "rows": 100}
 
 
 def test_only_the_kinds_the_policy_acts_on_count() -> None:
@@ -60,7 +64,8 @@ def test_only_the_kinds_the_policy_acts_on_count() -> None:
 def test_a_batch_where_nothing_was_decided_is_neither_drifted_nor_clean() -> None:
     undecided = _stored(("feature", "insufficient_data"), ("target", "unscorable"))
     assert policy.flagged(undecided, ["feature", "target"]) is None
-    assert policy.flagged({"columns": [{"column": "x", "score": 0.2}]}, ["feature"], fallback=True) is True
+    stored_before_statuses = DriftReport.from_dict(_REPORT | {"columns": [{"column": "x", "score": 0.2}]})
+    assert policy.flagged(stored_before_statuses, ["feature"], fallback=True) is True
     rule = Drift(min_drifted=2, of_last=2, cooldown_minutes=0)
     assert policy.decide([None, True], rule, None, NOW).decision == policy.UNDECIDED
     # Older undecided batches are left out of the window rather than counted as clean.

@@ -12,9 +12,12 @@ import sqlalchemy as sa
 
 from driftline.errors import PromotionConflict, StoreError
 from driftline.loop.gate import GateDecision
-from driftline.registry import Champion, LedgerEntry, Registry, open_registry
+from driftline.monitoring import drift, policy
+from driftline.monitoring.drift import ColumnDrift, DriftReport
+from driftline.monitoring.policy import Decision
+from driftline.registry import BatchStatus, Champion, LedgerEntry, Registry, open_registry
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
-from tests.conftest import Project
+from tests.conftest import REPO, Project, make_lineage
 from tests.tasks.conftest import Trained
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -223,8 +226,8 @@ def test_register_version_keeps_the_lineage(project: Project, trained_fraud: Tra
 
     record = open_registry().version(MODEL, "abc123")
     assert record.tag == "fraud:abc123"
-    assert record.lineage == lineage.as_dict()
-    assert record.lineage["data_fingerprint"] == trained_fraud.batch.fingerprint
+    assert record.lineage == lineage
+    assert record.lineage.data_fingerprint == trained_fraud.batch.fingerprint
     with pytest.raises(StoreError, match="versions: abc123"):
         open_registry().version(MODEL, "zzz")
 
@@ -243,14 +246,15 @@ def test_record_gate_decision_keeps_every_decision(project: Project) -> None:
 def test_a_batch_is_claimed_once_and_a_stale_claim_can_be_taken_over(registry: Registry) -> None:
     assert registry.claim_batch(MODEL, "f" * 64, "a.parquet")
     assert not registry.claim_batch(MODEL, "f" * 64, "copy-of-a.parquet")  # in progress elsewhere
-    registry.finish_batch(MODEL, "f" * 64, status="accepted", drift_detected=True, drift={"drifted": ["x"]})
+    report = _report("f" * 64)
+    registry.finish_batch(MODEL, "f" * 64, status=BatchStatus.ACCEPTED, drift_detected=True, drift=report)
     assert not registry.claim_batch(MODEL, "f" * 64, "a.parquet", stale_after_s=0)  # done: never again
     record = registry.batch(MODEL, "f" * 64)
-    assert record is not None and record.status == "accepted" and record.drift == {"drifted": ["x"]}
+    assert record is not None and record.status is BatchStatus.ACCEPTED and record.drift == report
 
     assert registry.claim_batch(MODEL, "e" * 64, "b.parquet")
     assert registry.claim_batch(MODEL, "e" * 64, "b.parquet", stale_after_s=0)  # a crashed run's claim
-    assert [b.fingerprint for b in registry.batches(MODEL, status="accepted")] == ["f" * 64]
+    assert [b.fingerprint for b in registry.batches(MODEL, status=BatchStatus.ACCEPTED)] == ["f" * 64]
 
 
 def test_a_replayed_batch_can_be_claimed_again_once(registry: Registry) -> None:
@@ -262,12 +266,12 @@ def test_a_replayed_batch_can_be_claimed_again_once(registry: Registry) -> None:
 
     assert registry.release_batch(MODEL, fingerprint)
     record = registry.batch(MODEL, fingerprint)
-    assert record is not None and record.status == "replayed"
+    assert record is not None and record.status is BatchStatus.REPLAYED
     assert not registry.release_batch(MODEL, fingerprint)  # released once
 
     assert registry.claim_batch(MODEL, fingerprint, "landing/a.parquet")
     claimed = registry.batch(MODEL, fingerprint)
-    assert claimed is not None and claimed.status == "processing" and claimed.processed_at is None
+    assert claimed is not None and claimed.status is BatchStatus.PROCESSING and claimed.processed_at is None
     assert not registry.claim_batch(MODEL, fingerprint, "landing/a.parquet")  # one monitor run gets it
 
 
@@ -308,3 +312,141 @@ def test_racing_lease_takers_get_one_lease(sqlite_url: str) -> None:
     for thread in threads:
         thread.join()
     assert len(winners) == 1
+
+
+def _report(batch: str) -> DriftReport:
+    """A drift report as the monitor scores it: a drifted feature, an undecided target."""
+    tests = (drift.Test("shape", 0.05, 0.09, 0.108), drift.Test("location", 0.31, 0.1, 0.12))
+    return DriftReport(
+        model=MODEL,
+        version="v2",
+        batch=batch,
+        reference="profiles/fraud/reference/v2.bin",
+        rows=600,
+        columns=(
+            ColumnDrift(
+                "amount", "numeric", "feature", "drift", 0.31, 0.12, 0.1, 0.06, 600, statistic="location", tests=tests
+            ),
+            ColumnDrift(
+                "is_fraud",
+                "categorical",
+                "target",
+                "insufficient_data",
+                None,
+                None,
+                None,
+                0.06,
+                0,
+                note="0 labeled rows",
+            ),
+        ),
+        tests=3,
+        report_path="reports/fraud/x.html",
+    )
+
+
+def test_a_drift_report_round_trips_through_its_stored_form() -> None:
+    report = _report("f" * 64)
+    assert DriftReport.from_dict(report.as_dict()) == report
+    assert "legacy" not in report.as_dict()  # reports scored today are stored as before
+
+
+def test_versions_read_as_lineage_and_decisions_as_decisions(registry: Registry) -> None:
+    lineage = make_lineage(MODEL, "v1", window=["a.parquet"])
+    registry.record_version(MODEL, "v1", "fraud:v1", lineage)
+    (record,) = registry.versions(MODEL)
+    assert record.lineage == lineage and record.lineage.window == ["a.parquet"]
+
+    registry.record_decision(MODEL, Decision.RETRAIN_REQUESTED, "drift in 1 of 1", "f" * 64, "run-1")
+    registry.record_decision(MODEL, Decision.NO_DRIFT, "no drift", "e" * 64, "run-2")
+    (requested,) = registry.decisions(MODEL, decision=Decision.RETRAIN_REQUESTED)
+    assert requested.decision is Decision.RETRAIN_REQUESTED and requested.fingerprint == "f" * 64
+    assert [d.decision for d in registry.decisions(MODEL)] == [Decision.NO_DRIFT, Decision.RETRAIN_REQUESTED]
+
+
+def test_a_lineage_that_does_not_read_names_the_version_and_the_field(registry: Registry) -> None:
+    from driftline.registry.schema import versions
+
+    with registry.engine.begin() as connection:
+        connection.execute(
+            versions.insert().values(
+                model=MODEL, version="v9", tag="fraud:v9", created_at=sa.func.now(), lineage={"model": MODEL}
+            )
+        )
+    with pytest.raises(StoreError, match=r"fraud:v9: the registry's lineage does not read as a Lineage: reason"):
+        registry.version(MODEL, "v9")
+
+
+@pytest.fixture
+def legacy_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A SQLite registry written by the code before typed reads (tests/fixtures/make_legacy_registry.py)."""
+    import sqlite3
+
+    path = tmp_path / "legacy.db"
+    with sqlite3.connect(path) as connection:
+        connection.executescript((REPO / "tests" / "fixtures" / "legacy-registry.sql").read_text())
+    connection.close()
+    registry = Registry(f"sqlite:///{path}")
+    yield registry
+    registry.close()
+
+
+def test_a_registry_written_before_typed_reads_still_reads(legacy_registry: Registry) -> None:
+    registry = legacy_registry
+    champion = registry.champion(MODEL)
+    assert champion is not None and champion.version == "v2" and champion.since.tzinfo is not None
+    first, latest = registry.version(MODEL, "v1").lineage, registry.version(MODEL, "v2").lineage
+    # The first lineages lacked the window, the drift event and the digests: they read with their defaults.
+    assert first.window == [] and first.drift_event is None and first.spec_digest is None
+    assert first.identity().differences(latest.identity()) == ["spec digest"]
+    assert latest.window == ["/state/batches/fraud/aaaa-late.parquet"] and latest.drift_event is not None
+    assert [(e.action, e.from_version, e.to_version) for e in registry.ledger(MODEL)] == [
+        ("promote", None, "v1"),
+        ("promote", "v1", "v2"),
+    ]
+
+    statuses = {b.fingerprint[0]: b.status for b in registry.batches(MODEL)}
+    assert statuses == {"1": "accepted", "2": "window", "3": "quarantined", "4": "replayed", "5": "processing"}
+    assert all(isinstance(status, BatchStatus) for status in statuses.values())
+
+    uncalibrated = registry.batch(MODEL, "1" * 64)
+    assert uncalibrated is not None and uncalibrated.drift is not None and uncalibrated.drift.legacy
+    assert [c.column for c in uncalibrated.drift.drifted] == ["amount"]
+    assert [c.status for c in uncalibrated.drift.columns] == ["drift", "ok", "unscorable"]
+    # Results from before statuses existed count as their recorded flag, as they always did.
+    assert policy.flagged(uncalibrated.drift, ["target"], fallback=uncalibrated.drift_detected) is True
+    assert DriftReport.from_dict(uncalibrated.drift.as_dict()) == uncalibrated.drift
+
+    calibrated = registry.batch(MODEL, "2" * 64)
+    assert calibrated is not None and calibrated.drift is not None and not calibrated.drift.legacy
+    assert calibrated.drift.kinds() == ["feature"] and calibrated.drift.columns[0].tests[1].statistic == "location"
+    assert calibrated.drift.as_dict()["statuses"] == {"drift": 1, "ok": 0, "insufficient_data": 1, "unscorable": 0}
+    assert policy.flagged(calibrated.drift, ["target"]) is False
+
+    decisions = registry.decisions(MODEL)
+    assert [d.decision for d in decisions][:2] == [Decision.RETRAIN_PROMOTED, Decision.RETRAIN_STARTED]
+    assert registry.decisions(MODEL, decision=Decision.RETRAIN_REQUESTED)[0].reason == "the retrain_requested reason"
+    lease = registry.lease("retrain:fraud")
+    assert lease is not None and lease.holder == "run-3"
+
+    # And the old registry takes new writes: a replayed batch is claimed again, a stale claim taken over.
+    assert registry.claim_batch(MODEL, "4" * 64, "landing/4444.parquet")
+    assert registry.claim_batch(MODEL, "5" * 64, "landing/5555.parquet", stale_after_s=0)
+
+
+def test_typed_reads_on_postgresql(postgres_url: str) -> None:
+    registry = Registry(postgres_url)
+    try:
+        lineage = make_lineage(MODEL, "v1", window=["a.parquet"])
+        registry.record_version(MODEL, "v1", "fraud:v1", lineage)
+        assert registry.version(MODEL, "v1").lineage == lineage
+        report = _report("f" * 64)
+        assert registry.claim_batch(MODEL, "f" * 64, "a.parquet")
+        registry.finish_batch(MODEL, "f" * 64, status=BatchStatus.WINDOW, drift=report, drift_detected=True)
+        (record,) = registry.batches(MODEL, status=(BatchStatus.ACCEPTED, BatchStatus.WINDOW))
+        assert record.status is BatchStatus.WINDOW and record.drift == report
+        registry.record_decision(MODEL, Decision.RETRAIN_REQUESTED, "drift", "f" * 64)
+        (decision,) = registry.decisions(MODEL, decision=Decision.RETRAIN_REQUESTED)
+        assert decision.decision is Decision.RETRAIN_REQUESTED and decision.at.tzinfo is not None
+    finally:
+        registry.close()

@@ -1,0 +1,153 @@
+"""What the registry returns: frozen records, one per table, and the statuses stored in them.
+
+Rows become records by field name (:func:`from_row`): a record's fields are its table's columns, and a column read
+back as something richer (a lineage, a drift report, a status) is parsed once here, so callers never index dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from driftline.loop.lineage import Lineage
+from driftline.monitoring.policy import Decision
+
+if TYPE_CHECKING:
+    from driftline.monitoring.drift import DriftReport  # numpy and the profiles behind it load on first read
+
+
+class BatchStatus(StrEnum):
+    """Where a monitored batch (or traffic window) stands in the registry."""
+
+    PROCESSING = "processing"  # claimed by a monitor run
+    ACCEPTED = "accepted"  # validated and scored
+    WINDOW = "window"  # a scored live-traffic window (fingerprint window:<version>:<start>)
+    QUARANTINED = "quarantined"  # failed validation; kept in quarantine
+    REPLAYED = "replayed"  # released by `driftline replay`: the next claim takes it
+
+
+# A claim in one of these states can be taken over: a crashed run's (once stale), or a replayed batch.
+RECLAIMABLE = (BatchStatus.PROCESSING, BatchStatus.REPLAYED)
+# Batches and windows whose drift was scored: what the policy and the drift views read.
+SCORED = (BatchStatus.ACCEPTED, BatchStatus.WINDOW)
+
+
+@dataclass(frozen=True)
+class Champion:
+    model: str
+    version: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    model: str
+    version: str
+    tag: str
+    created_at: datetime
+    lineage: Lineage
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    model: str
+    action: str
+    from_version: str | None
+    to_version: str
+    actor: str
+    reason: str
+    evidence: dict[str, Any]
+    flow_run_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    id: int
+    model: str
+    accepted: bool
+    reason: str
+    evidence: dict[str, Any]
+    flow_run_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    model: str
+    fingerprint: str
+    origin: str
+    status: BatchStatus
+    stored_path: str | None
+    rows: int | None
+    champion_version: str | None
+    drift_detected: bool | None
+    drift: DriftReport | None
+    profile_path: str | None
+    report_path: str | None
+    flow_run_id: str | None
+    claimed_at: datetime
+    processed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MonitorDecision:
+    id: int
+    model: str
+    fingerprint: str | None
+    decision: Decision
+    reason: str
+    flow_run_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+Record = TypeVar("Record")
+
+
+def from_row(record: type[Record], row: Any, **parsed: Any) -> Record:
+    """Build ``record`` from a row by field name; ``parsed`` gives the fields read as richer types.
+
+    Datetimes come back in UTC (SQLite drops the zone) and JSON objects as plain dicts.
+    """
+    values = dict(parsed)
+    for field in fields(record):  # type: ignore[arg-type]
+        if field.name in values:
+            continue
+        value = row._mapping[field.name]
+        if isinstance(value, datetime):
+            value = utc(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        values[field.name] = value
+    return record(**values)
+
+
+def row_values(record: Any) -> dict[str, Any]:
+    """A new record's values for its table's insert: enums as their text; ``id`` left to the database."""
+    values = {field.name: getattr(record, field.name) for field in fields(record) if field.name != "id"}
+    return {name: str(value) if isinstance(value, StrEnum) else value for name, value in values.items()}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Round-trip through JSON, so paths, datetimes and numpy scalars become plain JSON before they are stored."""
+    return dict(json.loads(json.dumps(value, default=str)))
