@@ -15,6 +15,7 @@ from driftline.loop.gate import GateDecision, RowsEvidence
 from driftline.loop.lineage import Lineage
 from driftline.loop.modeling import Metrics
 from driftline.loop.validation import ValidationReport
+from driftline.monitoring.drift import DriftReport
 
 
 def artifact_key(model: str, what: str, project: str | None = None) -> str:
@@ -186,4 +187,27 @@ def publish_lineage(lineage: Lineage) -> None:
     text = f"# Lineage: {lineage.tag}\n\n```json\n{json.dumps(lineage.as_dict(), indent=2)}\n```\n"
     create_markdown_artifact(
         key=artifact_key(lineage.model, "lineage"), markdown=text, description=f"{lineage.tag}: lineage"
+    )
+
+
+def publish_drift(model: str, drift: DriftReport, origin: str) -> None:
+    """Publish a batch's or window's drift verdict per column: score, noise floor, threshold and status."""
+    create_table_artifact(
+        key=artifact_key(model, "drift"),
+        table=[
+            {
+                "column": c.column,
+                "role": c.role,
+                "kind": c.kind,
+                "status": c.status,
+                "rows": c.rows,
+                "score": None if c.score is None else round(c.score, 4),
+                "noise floor": None if c.floor is None else round(c.floor, 4),
+                "effect": c.effect,
+                "threshold": None if c.threshold is None else round(c.threshold, 4),
+                "statistic": c.statistic or c.note,
+            }
+            for c in drift.columns
+        ],
+        description=f"{origin}: {drift.summary()}\nreport: {drift.report_path}",
     )

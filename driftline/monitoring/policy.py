@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from driftline.spec import Drift
+from driftline.spec import Drift, ModelSpec
+
+if TYPE_CHECKING:
+    from driftline.registry import Registry
 
 RETRAIN_REQUESTED = "retrain_requested"
 NO_DRIFT = "no_drift"
@@ -78,4 +81,27 @@ def decide(history: list[bool | None], policy: Drift, last_request: datetime | N
     return PolicyDecision(
         RETRAIN_REQUESTED,
         f"drift in {drifted} of the last {len(recent)} batches (policy {policy.min_drifted} of {policy.of_last})",
+    )
+
+
+def decide_retrain(
+    registry: Registry, spec: ModelSpec, fingerprint: str, flow_run_id: str | None, now: datetime
+) -> PolicyDecision:
+    """Apply the spec's drift policy (N of M, cooldown) to the newest batches and windows; record the decision."""
+    # Batches where nothing could be decided do not count, so look further back than of_last.
+    scored = registry.batches(spec.name, status=("accepted", "window"), limit=4 * spec.drift.of_last + 20)
+    history = [flagged(b.drift, spec.drift.retrain_on, fallback=b.drift_detected) for b in scored]
+    requests = registry.decisions(spec.name, limit=1, decision=RETRAIN_REQUESTED)
+    decision = decide(history, spec.drift, requests[0].at if requests else None, now)
+    registry.record_decision(spec.name, decision.decision, decision.reason, fingerprint, flow_run_id)
+    return decision
+
+
+def retrain_cooldown(policy: Drift, last_start: datetime | None, now: datetime) -> PolicyDecision | None:
+    """Skip a drift-started retrain while ``cooldown_minutes`` have not passed since the last retrain started."""
+    if last_start is None or now - last_start >= timedelta(minutes=policy.cooldown_minutes):
+        return None
+    return PolicyDecision(
+        SKIPPED_COOLDOWN,
+        f"a retrain started at {last_start:%H:%M:%S} UTC; drift.cooldown_minutes is {policy.cooldown_minutes:g}",
     )
