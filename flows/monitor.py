@@ -133,7 +133,7 @@ def judge(spec: ModelSpec, drift: DriftReport, scored: Scored, run_id: str | Non
     """Record a scored batch or window, publish its drift table, apply the policy, and emit drift if it says so."""
     logger = get_run_logger()
     record_drift(spec, drift=drift, scored=scored, flow_run_id=run_id)
-    publish_drift(spec.name, drift, scored.origin)
+    publish_drift(spec, drift, scored.origin)
     decision = decide_retrain(spec, fingerprint=drift.batch, flow_run_id=run_id)
     logger.info("%s: %s: %s; %s: %s", spec.name, scored.origin, drift.summary(), decision.decision, decision.reason)
     if drift.undecided():

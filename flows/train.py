@@ -61,12 +61,12 @@ def train(
     holdout = store_holdout(spec, split=split)
     fitted = fit_model(spec, split=split)
     scores = score_holdout(spec, model=fitted.model, champion=champion, split=split)
-    publish_metrics(spec.name, scores.metrics, scores.champion.metrics, scores.champion.version)
+    publish_metrics(spec, scores.metrics, scores.champion)
     decision = decide_promotion(spec, split=split, scores=scores)
     if not decision.accepted:
         return reject(spec, decision, champion, run_id)
     record_gate_decision(spec, decision=decision, flow_run_id=run_id)
-    publish_gate(spec.name, decision)
+    publish_gate(spec, decision)
 
     lineage = Lineage.for_run(
         spec,
@@ -83,7 +83,7 @@ def train(
     )
     packaged = package_model(spec, fitted=fitted, lineage=lineage)
     register_version(spec, lineage=packaged.lineage)
-    publish_lineage(packaged.lineage)
+    publish_lineage(spec, packaged.lineage)
     if spec.serving.check:
         servable = check_servability(spec, tag=packaged.tag, fitted=fitted, holdout=split.holdout)
         if not servable.ok:
@@ -101,7 +101,7 @@ def validated_data(
     check_columns(spec, batches=history)  # a column the spec names but the data lacks is a spec error, not a quarantine
     recent = load_window(spec, paths=window if window is not None else champion_window(spec, champion=champion))
     checked = validate_batches(spec, history=history, recent=recent)
-    publish_validation(spec.name, checked.reports)
+    publish_validation(spec, checked.reports)
     for batch, report in checked.failed_recent:
         set_aside = set_aside_window_batch(spec, batch=batch, report=report, flow_run_id=run_id)
         notify_validation_failed(spec, set_aside.rejected, champion)
@@ -136,7 +136,7 @@ def reject(
     """Record and publish a decision that keeps the champion; page on-call for a regression or failure only."""
     logger = get_run_logger()
     record_gate_decision(spec, decision=decision, flow_run_id=run_id)
-    publish_gate(spec.name, decision)  # unservable: the gate's "accepted" no longer holds, so say so where it was said
+    publish_gate(spec, decision)  # unservable: the gate's "accepted" no longer holds, so say so where it was said
     if decision.pages:
         logger.warning("%s: challenger rejected (%s): %s", spec.name, decision.outcome, decision.reason)
         notify_model_rejected(spec, decision, champion, packaged)
