@@ -38,7 +38,7 @@ def find_traffic_windows(spec: ModelSpec) -> list[TrafficWindow]:
 @step("claim-window", REGISTRY)
 def claim_window(spec: ModelSpec, *, window: TrafficWindow) -> bool:
     """Claim a traffic window by its key; False if another monitor run has it."""
-    return open_registry().claim_batch(spec.name, window.key, window.parts[0].rsplit("/", 1)[0])
+    return open_registry().claim_batch(spec.name, window.key, window.folder)
 
 
 @step("merge-window", FILES)

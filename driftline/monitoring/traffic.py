@@ -195,6 +195,11 @@ class TrafficWindow:
     def name(self) -> str:
         return f"{self.version}-{self.start}"
 
+    @property
+    def folder(self) -> str:
+        """Where the window's parts are: the origin the registry records for it."""
+        return self.parts[0].rsplit("/", 1)[0]
+
 
 def closed_windows(
     store: str, model: str, now: datetime, window_seconds: float, grace_seconds: float = 60.0
