@@ -6,21 +6,20 @@ against the reference of the version that served them, recorded, and counted by 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from driftline.errors import DataValidationError, StoreError
+from driftline.errors import DataValidationError
+from driftline.loop.data import Batch
+from driftline.monitoring.batches import BatchOutcome, Scored
 from driftline.monitoring.drift import DriftReport
-from driftline.monitoring.policy import PolicyDecision
-from driftline.oncall import alerts, events
-from driftline.registry import BatchStatus, open_registry
+from driftline.monitoring.traffic import TrafficWindow
+from driftline.oncall import events
 from driftline.settings import quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
-from tasks.artifacts import artifact_key
+from tasks.artifacts import publish_drift
 from tasks.data import load_batches, reject_batch
 from tasks.drift import score_drift
 from tasks.monitoring import (
@@ -33,24 +32,20 @@ from tasks.monitoring import (
     load_model,
     merge_window,
     predict_batch,
+    read_reference,
+    record_drift,
+    record_quarantined,
     reference_predictions,
+)
+from tasks.notification import (
+    notify_drift_detected,
+    notify_drift_undecided,
+    notify_monitor_ran,
+    notify_validation_failed,
 )
 from tasks.profiling import profile_batch
 from tasks.registry import read_champion
 from tasks.validation import validate_batch
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """What the monitor did with one landed batch."""
-
-    origin: str
-    fingerprint: str
-    status: str  # accepted, quarantined, duplicate; window (a live-traffic window)
-    drifted: list[str] = field(default_factory=list)
-    decision: PolicyDecision | None = None
-    report_path: str | None = None
-    undecided: list[str] = field(default_factory=list)  # columns too small or unscorable: never counted as fine
 
 
 @flow(name="monitor", flow_run_name="monitor-{model}")
@@ -61,201 +56,90 @@ def monitor(model: str) -> list[BatchOutcome]:
     logger = get_run_logger()
     run_id = str(flow_run.get_id()) if flow_run.get_id() else None
     spec = load_spec(model)
-    champion = read_champion(spec.name)
+    champion = read_champion(spec)
     if champion is None:
         logger.warning("%s: no champion yet; nothing to compare batches with (run `driftline train %s`)", model, model)
         events.emit(events.MONITOR_RAN, spec.name, {"batches": 0, "windows": 0, "champion": None})
         return []
-    registry = open_registry()
-    reference = registry.version(spec.name, champion.version).lineage.profile_path
+    reference = read_reference(spec, version=champion.version)
     predictor: Any = None  # the champion's pipeline, loaded for the first batch: its predictions are scored
 
     outcomes: list[BatchOutcome] = []
     failures: list[str] = []
     for path in find_new_batches(spec):
-        (batch,) = load_batches(spec, path)
-        if not claim_batch(spec, batch):
-            kept = archive_batch(spec, batch, duplicate=True)
+        (batch,) = load_batches(spec, location=path)
+        if not claim_batch(spec, batch=batch):
+            kept = archive_batch(spec, batch=batch, duplicate=True)
             logger.info("%s: %s repeats batch %s; kept at %s", model, batch.origin, batch.fingerprint[:12], kept)
             outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "duplicate"))
             continue
-        report = validate_batch(batch, spec)
+        report = validate_batch(spec, batch=batch)
         if not report.success:
-            kept_path, message = reject_batch(batch, report, spec, where="landing")
-            registry.finish_batch(
-                spec.name,
-                batch.fingerprint,
-                status=BatchStatus.QUARANTINED,
-                stored_path=str(kept_path),
-                rows=batch.rows,
-                flow_run_id=run_id,
-            )
-            failures.append(message)
+            rejected = reject_batch(spec, batch=batch, report=report, where="landing")
+            notify_validation_failed(spec, rejected, champion)
+            record_quarantined(spec, rejected=rejected, flow_run_id=run_id)
+            failures.append(rejected.message)
             outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "quarantined"))
             continue
-        predictor = predictor if predictor is not None else load_model(spec, champion.version)
-        predictions = predict_batch(predictor, batch, spec)
-        profile = profile_batch(batch, spec, kind="batch", predictions=predictions)
-        stored = archive_batch(spec, batch)
-        drift = score_drift(
-            spec,
-            champion.version,
-            reference,
-            profile.path,
-            batch.fingerprint,
-            prediction_reference=reference_predictions(spec, champion.version) if predictions else None,
-        )
-        outcomes.append(
-            _decide(spec, drift, BatchStatus.ACCEPTED, batch.origin, stored, profile.path, batch.rows, run_id)
-        )
+        predictor = predictor if predictor is not None else load_model(spec, version=champion.version)
+        outcomes.append(score_batch(spec, batch, champion.version, predictor, reference, run_id))
 
     for window in find_traffic_windows(spec):
-        if not claim_window(spec, window):
-            continue
-        window_reference = _reference_of(spec.name, window.version, reference)
-        profile = merge_window(window)
-        drift = score_drift(
-            spec,
-            window.version,
-            window_reference,
-            profile.path,
-            window.key,
-            report_name=f"window-{window.name}",
-            prediction_reference=reference_predictions(spec, window.version),
-            labeled=False,  # served rows carry no label: the target is not absent, it is not there to score
-        )
-        origin = f"traffic window {window.start} ({window.version}, {len(window.parts)} part(s))"
-        outcomes.append(
-            _decide(spec, drift, BatchStatus.WINDOW, origin, profile.path, profile.path, profile.rows, run_id)
-        )
+        if claim_window(spec, window=window):
+            outcomes.append(score_window(spec, window, reference, run_id))
 
-    events.emit(
-        events.MONITOR_RAN,
-        spec.name,
-        {
-            "batches": sum(o.status != "window" for o in outcomes),
-            "windows": sum(o.status == "window" for o in outcomes),
-        },
-    )
+    notify_monitor_ran(spec, outcomes)
     if failures:
         raise DataValidationError("\n".join(failures))
     return outcomes
 
 
-def _reference_of(model: str, version: str, champion_reference: str) -> str:
-    """The reference profile of the version that served a window; the champion's if the registry lacks it."""
-    try:
-        return open_registry().version(model, version).lineage.profile_path
-    except StoreError:
-        get_run_logger().warning(
-            "%s: version %s served traffic but is not in the registry; using the champion's reference", model, version
-        )
-        return champion_reference
-
-
-def _decide(
-    spec: ModelSpec,
-    drift: DriftReport,
-    status: BatchStatus,
-    origin: str,
-    stored: str,
-    profile_path: str,
-    rows: int,
-    run_id: str | None,
+def score_batch(
+    spec: ModelSpec, batch: Batch, version: str, predictor: Any, reference: str, run_id: str | None
 ) -> BatchOutcome:
+    """Profile a validated batch with the champion's predictions on it, archive it, and score it for drift."""
+    predictions = predict_batch(spec, model=predictor, batch=batch)
+    profile = profile_batch(spec, batch=batch, kind="batch", predictions=predictions)
+    stored = archive_batch(spec, batch=batch)
+    drift = score_drift(
+        spec,
+        version=version,
+        reference=reference,
+        profile=profile.path,
+        key=batch.fingerprint,
+        prediction_reference=reference_predictions(spec, version=version) if predictions else None,
+    )
+    return judge(spec, drift, Scored.batch(batch, stored, profile), run_id)
+
+
+def score_window(spec: ModelSpec, window: TrafficWindow, champion_reference: str, run_id: str | None) -> BatchOutcome:
+    """Score a claimed live-traffic window against the reference of the version that served it."""
+    reference = read_reference(spec, version=window.version, fallback=champion_reference)
+    profile = merge_window(spec, window=window)
+    drift = score_drift(
+        spec,
+        version=window.version,
+        reference=reference,
+        profile=profile.path,
+        key=window.key,
+        report_name=f"window-{window.name}",
+        prediction_reference=reference_predictions(spec, version=window.version),
+        labeled=False,  # served rows carry no label: the target is not absent, it is not there to score
+    )
+    return judge(spec, drift, Scored.window(window, profile), run_id)
+
+
+def judge(spec: ModelSpec, drift: DriftReport, scored: Scored, run_id: str | None) -> BatchOutcome:
     """Record a scored batch or window, publish its drift table, apply the policy, and emit drift if it says so."""
     logger = get_run_logger()
-    open_registry().finish_batch(
-        spec.name,
-        drift.batch,
-        status=status,
-        stored_path=stored,
-        rows=rows,
-        champion_version=drift.version,
-        drift_detected=drift.detected,
-        drift=drift,
-        profile_path=profile_path,
-        report_path=drift.report_path,
-        flow_run_id=run_id,
-    )
-    create_table_artifact(
-        key=artifact_key(spec.name, "drift"),
-        table=[
-            {
-                "column": c.column,
-                "role": c.role,
-                "kind": c.kind,
-                "status": c.status,
-                "rows": c.rows,
-                "score": None if c.score is None else round(c.score, 4),
-                "noise floor": None if c.floor is None else round(c.floor, 4),
-                "effect": c.effect,
-                "threshold": None if c.threshold is None else round(c.threshold, 4),
-                "statistic": c.statistic or c.note,
-            }
-            for c in drift.columns
-        ],
-        description=f"{origin}: {drift.summary()}\nreport: {drift.report_path}",
-    )
-    decision = decide_retrain(spec, drift.batch, run_id)
-    logger.info("%s: %s: %s; %s: %s", spec.name, origin, drift.summary(), decision.decision, decision.reason)
-    source = "traffic" if status == BatchStatus.WINDOW else "batch"
-    about = {
-        "model": spec.name,
-        "version": drift.version,
-        "fingerprint": drift.batch,
-        "source": source,
-        "batch": stored,
-        "report": drift.report_path,
-    }
-    undecided = drift.undecided()
-    if undecided:
-        logger.warning("%s: %s: drift not decided for %s", spec.name, origin, ", ".join(c.column for c in undecided))
-        columns: list[dict[str, Any]] = [
-            {"column": c.column, "role": c.role, "status": c.status, "note": c.note} for c in undecided
-        ]
-        events.emit(
-            events.DRIFT_UNDECIDED,
-            spec.name,
-            {**about, "rows": drift.rows, "columns": columns},
-            alerts.drift_undecided(
-                spec.name, drift.version, f"{source} {origin}", columns, drift.report_path, events.current_run_url()
-            ),
-        )
+    record_drift(spec, drift=drift, scored=scored, flow_run_id=run_id)
+    publish_drift(spec, drift, scored.origin)
+    decision = decide_retrain(spec, fingerprint=drift.batch, flow_run_id=run_id)
+    logger.info("%s: %s: %s; %s: %s", spec.name, scored.origin, drift.summary(), decision.decision, decision.reason)
+    if drift.undecided():
+        undecided = ", ".join(c.column for c in drift.undecided())
+        logger.warning("%s: %s: drift not decided for %s", spec.name, scored.origin, undecided)
+        notify_drift_undecided(spec, drift, scored)
     if decision.retrain:
-        columns = [
-            {
-                "column": c.column,
-                "role": c.role,
-                "score": c.score,
-                "method": c.method,
-                "statistic": c.statistic,
-                "floor": c.floor,
-                "threshold": c.threshold,
-                "rows": c.rows,
-            }
-            for c in drift.drifted
-        ]
-        events.emit(
-            events.DRIFT_DETECTED,
-            spec.name,
-            {**about, "reason": decision.reason, "kinds": drift.kinds(), "columns": columns},
-            alerts.drift_detected(
-                spec.name,
-                drift.version,
-                f"{source} {origin}",
-                decision.reason,
-                columns,
-                drift.report_path,
-                events.current_run_url(),
-            ),
-        )
-    return BatchOutcome(
-        origin,
-        drift.batch,
-        status,
-        [c.column for c in drift.drifted],
-        decision,
-        drift.report_path,
-        [c.column for c in undecided],
-    )
+        notify_drift_detected(spec, drift, scored, decision)
+    return BatchOutcome.scored(scored, drift, decision)

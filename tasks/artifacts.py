@@ -11,10 +11,13 @@ import re
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from driftline.loop.evaluation import ChampionScore
 from driftline.loop.gate import GateDecision, RowsEvidence
 from driftline.loop.lineage import Lineage
 from driftline.loop.modeling import Metrics
 from driftline.loop.validation import ValidationReport
+from driftline.monitoring.drift import DriftReport
+from driftline.spec import ModelSpec
 
 
 def artifact_key(model: str, what: str, project: str | None = None) -> str:
@@ -25,7 +28,9 @@ def artifact_key(model: str, what: str, project: str | None = None) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", key.lower())).strip("-")
 
 
-def publish_validation(model: str, reports: list[ValidationReport]) -> None:
+def publish_validation(spec: ModelSpec, reports: list[ValidationReport]) -> None:
+    """Publish every expectation's outcome on every batch of the run."""
+    model = spec.name
     rows = [
         {
             "batch": report.origin,
@@ -45,8 +50,9 @@ def publish_validation(model: str, reports: list[ValidationReport]) -> None:
     )
 
 
-def publish_metrics(model: str, challenger: Metrics, champion: Metrics | None, champion_version: str | None) -> None:
+def publish_metrics(spec: ModelSpec, challenger: Metrics, champion_score: ChampionScore) -> None:
     """Publish every metric of both models on the held-out rows; an undefined metric shows why, never a NaN."""
+    model, champion, champion_version = spec.name, champion_score.metrics, champion_score.version
     names = list(dict.fromkeys([*challenger.values, *challenger.undefined]))
     champion_column = f"champion {champion_version or '(none)'}"
     rows = []
@@ -173,8 +179,9 @@ def _plain(value: object) -> object:
     return item() if callable(item) else str(value)
 
 
-def publish_gate(model: str, decision: GateDecision) -> None:
+def publish_gate(spec: ModelSpec, decision: GateDecision) -> None:
     """Publish the gate decision: its outcome first, then the reason and every number it used."""
+    model = spec.name
     create_markdown_artifact(
         key=artifact_key(model, "gate"),
         markdown=gate_markdown(model, decision),
@@ -182,8 +189,32 @@ def publish_gate(model: str, decision: GateDecision) -> None:
     )
 
 
-def publish_lineage(lineage: Lineage) -> None:
+def publish_lineage(spec: ModelSpec, lineage: Lineage) -> None:
+    """Publish a packaged version's lineage as JSON."""
     text = f"# Lineage: {lineage.tag}\n\n```json\n{json.dumps(lineage.as_dict(), indent=2)}\n```\n"
     create_markdown_artifact(
-        key=artifact_key(lineage.model, "lineage"), markdown=text, description=f"{lineage.tag}: lineage"
+        key=artifact_key(spec.name, "lineage"), markdown=text, description=f"{lineage.tag}: lineage"
+    )
+
+
+def publish_drift(spec: ModelSpec, drift: DriftReport, origin: str) -> None:
+    """Publish a batch's or window's drift verdict per column: score, noise floor, threshold and status."""
+    create_table_artifact(
+        key=artifact_key(spec.name, "drift"),
+        table=[
+            {
+                "column": c.column,
+                "role": c.role,
+                "kind": c.kind,
+                "status": c.status,
+                "rows": c.rows,
+                "score": None if c.score is None else round(c.score, 4),
+                "noise floor": None if c.floor is None else round(c.floor, 4),
+                "effect": c.effect,
+                "threshold": None if c.threshold is None else round(c.threshold, 4),
+                "statistic": c.statistic or c.note,
+            }
+            for c in drift.columns
+        ],
+        description=f"{origin}: {drift.summary()}\nreport: {drift.report_path}",
     )

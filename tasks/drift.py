@@ -2,81 +2,41 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-
-from driftline.errors import StoreError
-from driftline.loop import profiles
-from driftline.monitoring import drift
-from driftline.monitoring.drift import Calibration, DriftReport
+from driftline.monitoring import scoring
+from driftline.monitoring.drift import DriftReport
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
+from tasks.options import MODEL_STORE, run_logger, step
 
 
-def calibration_path(reference_path: str) -> str:
-    """Where a reference's noise floors are kept: beside it, ``<reference>.calibration.json``."""
-    return f"{reference_path.removesuffix('.bin')}.calibration.json"
-
-
-def reference_calibration(reference_path: str, reference: object, spec: ModelSpec) -> Calibration:
-    """The reference's noise floors for this spec: read from beside it, or computed once and kept there."""
-    import fsspec
-
-    path = calibration_path(reference_path)
-    columns = drift.monitored_columns(spec, with_prediction=drift.PREDICTION in reference.get_columns())  # type: ignore[attr-defined]
-    try:
-        with fsspec.open(path, "r", encoding="utf-8") as handle:
-            stored = Calibration.from_json(handle.read())
-        if stored.fits(spec, columns):
-            return stored
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        pass  # absent (a reference made before calibration) or made for other columns: compute it again
-    calibration = drift.calibrate(reference, spec, columns)
-    try:
-        with fsspec.open(path, "w", encoding="utf-8", auto_mkdir=True) as handle:
-            handle.write(calibration.to_json())
-    except OSError as error:  # a read-only store still scores; it only pays the calibration again next time
-        get_run_logger().warning("%s: cannot keep the noise floors beside the reference: %s", path, error)
-    return calibration
-
-
-@task(name="score-drift", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@step("score-drift", MODEL_STORE)
 def score_drift(
     spec: ModelSpec,
+    *,
     version: str,
-    reference_path: str,
-    profile_path: str,
-    batch: str,
+    reference: str,
+    profile: str,
+    key: str,
     report_name: str | None = None,
     prediction_reference: str | None = None,
     labeled: bool = True,
 ) -> DriftReport:
     """Score drift per column against noise floors calibrated to the batch's size; write a self-contained report.
 
-    ``batch`` is the batch's fingerprint or the traffic window's key; the report is ``<report_name>-drift.html``
-    (default: the fingerprint's first 16 characters). ``prediction_reference`` is the profile of the version's
-    predictions on its holdout, scored against the batch's ``prediction`` column; ``labeled=False`` (served
-    traffic) leaves the target out.
+    ``reference`` and ``profile`` are profile paths; ``key`` is the batch's fingerprint or the traffic window's
+    key; the report is ``<report_name>-drift.html`` (default: the key's first 16 characters).
+    ``prediction_reference`` is the profile of the version's predictions on its holdout, scored against the
+    batch's ``prediction`` column; ``labeled=False`` (served traffic) leaves the target out.
     """
-    reference, target = profiles.read_profile(reference_path), profiles.read_profile(profile_path)
-    if prediction_reference is not None:
-        try:
-            reference = reference.merge(profiles.read_profile(prediction_reference))
-        except StoreError as error:
-            get_run_logger().warning("%s: prediction drift not scored: %s", spec.name, error)
-    calibration = reference_calibration(prediction_reference or reference_path, reference, spec)
-    report = drift.score(
-        target,
-        reference,
+    return scoring.score_profile(
         spec,
         version=version,
-        batch=batch,
-        reference=reference_path,
-        calibration=calibration,
+        reference_path=reference,
+        profile_path=profile,
+        key=key,
+        report_dir=get_settings().state_dir / "reports",
+        report_name=report_name,
+        prediction_reference=prediction_reference,
         labeled=labeled,
+        logger=run_logger(),
     )
-    folder = get_settings().state_dir / "reports" / spec.name
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{report_name or batch[:16]}-drift.html"
-    path.write_text(drift.render_html(report, target, reference), encoding="utf-8")
-    return DriftReport(**{**report.__dict__, "report_path": str(path)})

@@ -2,75 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from driftline.errors import DriftlineError
-from driftline.loop import modeling, store
-from driftline.loop.modeling import Metrics, Predictions, Split
+from driftline.loop import evaluation, modeling
+from driftline.loop.evaluation import ChampionScore, HoldoutScores
+from driftline.loop.modeling import Metrics, Split
 from driftline.registry import Champion, open_registry
 from driftline.spec import ModelSpec
+from tasks.options import MODEL_STORE, step
 
 
-@dataclass(frozen=True)
-class ChampionScore:
-    """The champion's metrics on the challenger's holdout, or why it could not be scored."""
-
-    version: str | None
-    metrics: Metrics | None
-    error: str | None = None
-
-
-@task(name="evaluate-model", cache_policy=NO_CACHE)
-def evaluate_model(model: Any, split: Split, spec: ModelSpec) -> Metrics:
+@step("evaluate-model")
+def evaluate_model(spec: ModelSpec, *, model: Any, split: Split) -> Metrics:
     """Score a fitted model on the holdout."""
     return modeling.evaluate(model, split.holdout, spec)
 
 
-def champion_metrics(champion: Champion | None, rows: pd.DataFrame, spec: ModelSpec) -> ChampionScore:
-    """Load the champion from the model store and score it on ``rows``."""
-    if champion is None:
-        return ChampionScore(version=None, metrics=None)
-    tag = open_registry().version(spec.name, champion.version).tag
-    model = store.load(tag)
-    try:
-        return ChampionScore(champion.version, modeling.evaluate(model, rows, spec))
-    except (KeyError, ValueError, DriftlineError) as error:
-        return ChampionScore(champion.version, None, f"{type(error).__name__}: {error}")
-
-
-@task(name="evaluate-champion", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def evaluate_champion(champion: Champion | None, split: Split, spec: ModelSpec) -> ChampionScore:
+@step("evaluate-champion", MODEL_STORE)
+def evaluate_champion(spec: ModelSpec, *, champion: Champion | None, split: Split) -> ChampionScore:
     """Load the champion from the model store and score it on the challenger's holdout rows."""
-    return champion_metrics(champion, split.holdout, spec)
+    return evaluation.champion_metrics(open_registry(), champion, split.holdout, spec)
 
 
-@dataclass(frozen=True)
-class HoldoutScores:
-    """Both models on every held-out row: predictions for the gate's bootstrap, metrics for the record."""
-
-    challenger: Predictions
-    metrics: Metrics
-    champion: ChampionScore
-    champion_predictions: Predictions | None = None
-
-
-@task(name="score-holdout", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def score_holdout(model: Any, champion: Champion | None, split: Split, spec: ModelSpec) -> HoldoutScores:
+@step("score-holdout", MODEL_STORE)
+def score_holdout(spec: ModelSpec, *, model: Any, champion: Champion | None, split: Split) -> HoldoutScores:
     """Predict with the challenger and the champion on the same held-out rows (fixed and recent), once each."""
-    challenger = modeling.predict(model, split.holdout, spec)
-    metrics = modeling.score(challenger, spec.metric.name)
-    if champion is None:
-        return HoldoutScores(challenger, metrics, ChampionScore(None, None))
-    tag = open_registry().version(spec.name, champion.version).tag
-    try:
-        predictions = modeling.predict(store.load(tag), split.holdout, spec)
-    except (KeyError, ValueError, DriftlineError) as error:
-        failed = ChampionScore(champion.version, None, f"{type(error).__name__}: {error}")
-        return HoldoutScores(challenger, metrics, failed)
-    scored = ChampionScore(champion.version, modeling.score(predictions, spec.metric.name))
-    return HoldoutScores(challenger, metrics, scored, predictions)
+    return evaluation.score_holdout(open_registry(), model, champion, split, spec)

@@ -1,38 +1,26 @@
-"""Package a model version into the BentoML model store with its lineage."""
+"""Package a model version into the BentoML model store with its lineage, and check that it serves."""
 
 from __future__ import annotations
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from driftline.loop import store
+from driftline.loop import training
 from driftline.loop.lineage import Lineage
+from driftline.loop.training import FittedModel, Packaged
 from driftline.serving import servability
 from driftline.serving.servability import ServabilityReport
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
-from tasks.training import FittedModel
+from tasks.options import MODEL_STORE, step
 
 
-@task(name="package-model", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def package_model(fitted: FittedModel, spec: ModelSpec, lineage: Lineage) -> str:
-    """Save the fitted pipeline to the BentoML model store with labels and lineage; return its tag."""
-    return store.save(
-        spec.name,
-        fitted.model,
-        classifier=spec.task == "classification",
-        labels={
-            "task": spec.task,
-            "estimator": spec.estimator.kind,
-            "data-fingerprint": lineage.data_fingerprint[:16],
-        },
-        lineage=lineage.as_dict(),
-        schema=fitted.schema.as_dict(),
-    )
+@step("package-model", MODEL_STORE)
+def package_model(spec: ModelSpec, *, fitted: FittedModel, lineage: Lineage) -> Packaged:
+    """Save the fitted pipeline to the BentoML model store with labels and lineage; return its tag and lineage."""
+    return training.package(fitted, spec, lineage)
 
 
-@task(name="check-servability", cache_policy=NO_CACHE)
-def check_servability(tag: str, fitted: FittedModel, holdout: pd.DataFrame, spec: ModelSpec) -> ServabilityReport:
+@step("check-servability")
+def check_servability(spec: ModelSpec, *, tag: str, fitted: FittedModel, holdout: pd.DataFrame) -> ServabilityReport:
     """Serve the packaged version on a free loopback port; it must answer holdout rows like the model in process."""
     return servability.check(tag, fitted.model, holdout, spec, get_settings().state_dir / "logs")

@@ -2,54 +2,36 @@
 
 from __future__ import annotations
 
-import getpass
-
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
+from driftline.loop import promotion
 from driftline.loop.gate import GateDecision
 from driftline.loop.lineage import Lineage
 from driftline.registry import Champion, LedgerEntry, open_registry
+from driftline.spec import ModelSpec
+from tasks.options import REGISTRY, step
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # containers often run as a uid with no passwd entry
-        return "unknown"
-
-
-@task(name="read-champion", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def read_champion(model: str) -> Champion | None:
+@step("read-champion", REGISTRY)
+def read_champion(spec: ModelSpec) -> Champion | None:
     """Read the current champion; promotion later compares against this."""
-    return open_registry().champion(model)
+    return open_registry().champion(spec.name)
 
 
-@task(name="record-gate-decision", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def record_gate_decision(model: str, decision: GateDecision, flow_run_id: str | None) -> None:
+@step("record-gate-decision", REGISTRY)
+def record_gate_decision(spec: ModelSpec, *, decision: GateDecision, flow_run_id: str | None) -> None:
     """Append the gate decision and its evidence to the registry."""
-    open_registry().record_gate(model, decision.accepted, decision.reason, decision.as_dict(), flow_run_id)
+    promotion.record_gate(open_registry(), spec.name, decision, flow_run_id)
 
 
-@task(name="register-version", retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE)
-def register_version(lineage: Lineage) -> None:
+@step("register-version", REGISTRY)
+def register_version(spec: ModelSpec, *, lineage: Lineage) -> None:
     """Record a packaged version and its lineage in the registry."""
-    assert lineage.version is not None and lineage.tag is not None
-    open_registry().record_version(lineage.model, lineage.version, lineage.tag, lineage)
+    promotion.register(open_registry(), lineage)
 
 
 # No retries: a compare-and-set that lost must not be retried into a win.
-@task(name="promote-version", cache_policy=NO_CACHE)
+@step("promote-version")
 def promote_version(
-    model: str, version: str, expected: Champion | None, decision: GateDecision, flow_run_id: str | None
+    spec: ModelSpec, *, version: str, expected: Champion | None, decision: GateDecision, flow_run_id: str | None
 ) -> LedgerEntry:
     """Make the version champion if the champion is still the one this run started from."""
-    return open_registry().promote(
-        model,
-        version,
-        expected.version if expected else None,
-        actor=f"{_user()} (flow run {flow_run_id})" if flow_run_id else _user(),
-        reason=decision.reason,
-        evidence=decision.as_dict(),
-        flow_run_id=flow_run_id,
-    )
+    return promotion.promote(open_registry(), spec.name, version, expected, decision, flow_run_id)

@@ -43,18 +43,6 @@ CORE_PACKAGES = ("driftline.examples",)
 # driftline.service:ModelService). They import upwards on purpose and nothing imports them, so they are not nodes.
 SHIMS = frozenset({"driftline.estimators", "driftline.modeling", "driftline.service"})
 
-# Imports that break a rule today and are being removed by the issue-12 refactor that is under way (flows become
-# tables of contents). Each entry is (file, imported name); an entry that no longer occurs fails the test, so the
-# list can only shrink. Empty it as the flows are rewritten.
-PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("flows/monitor.py", "driftline.registry.open_registry"),
-        ("flows/retrain.py", "driftline.registry.open_registry"),
-        ("flows/retrain.py", "driftline.monitoring.policy"),
-        ("flows/train.py", "driftline.loop.lineage.code_version"),
-    }
-)
-
 
 @dataclass(frozen=True)
 class Import:
@@ -304,28 +292,13 @@ def _shortest_cycle(edges: dict[str, dict[str, Import]], start: str, within: set
     raise AssertionError(f"no cycle through {start}")  # a strongly connected component always has one
 
 
-def _pending(problems: list[str], found_in: Iterable[tuple[str, str]]) -> list[str]:
-    """Drop the known pending violations; report entries of PENDING that no longer occur."""
-    occurring = set(found_in)
-    kept = [
-        p for p in problems if not any(p.startswith(f"{file}:") and f"imports {name}:" in p for file, name in PENDING)
-    ]
-    stale = [
-        f"PENDING lists {file} importing {name}, which no longer happens: remove the entry"
-        for file, name in sorted(PENDING - occurring)
-    ]
-    return kept + stale
-
-
 @pytest.fixture(scope="module")
 def imports() -> list[Import]:
     return scan(REPO)
 
 
 def test_flows_import_tasks_and_result_types_not_the_logic(imports: list[Import]) -> None:
-    problems = flow_violations(imports, import_type_check)
-    found = {(item.file, item.target) for item in imports}
-    assert _pending(problems, found) == []
+    assert flow_violations(imports, import_type_check) == []
 
 
 def test_nothing_below_the_cli_imports_the_prefect_layer(imports: list[Import]) -> None:
@@ -455,13 +428,6 @@ def test_a_new_top_level_module_must_be_placed(tmp_path: Path) -> None:
     _tree(tmp_path, {"driftline/errors.py": "", "driftline/helpers.py": "", "driftline/examples/fraud.py": ""})
     modules = [module_name(path, tmp_path) for path in source_files(tmp_path, ["driftline"])]
     assert [p.split(":")[0] for p in unplaced_modules(modules)] == ["driftline.helpers"]
-
-
-def test_a_pending_entry_that_no_longer_occurs_is_reported() -> None:
-    assert _pending([], set()) == [
-        f"PENDING lists {file} importing {name}, which no longer happens: remove the entry"
-        for file, name in sorted(PENDING)
-    ]
 
 
 # -- docs/architecture.md names only modules that exist ------------------------------------------------------------

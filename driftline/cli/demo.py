@@ -253,6 +253,7 @@ def _serve_acts(url: str, process: subprocess.Popen[bytes], log_path: Path, feat
     import httpx
 
     from driftline.examples.fraud import generate
+    from driftline.loop.statuses import BatchStatus
     from driftline.oncall.rollback import rollback
     from driftline.registry import open_registry
     from driftline.serving.requests import describe_errors
@@ -285,7 +286,7 @@ def _serve_acts(url: str, process: subprocess.Popen[bytes], log_path: Path, feat
     _say(f"   traffic window profile: {health()['profiling']['last_written']}")
     time.sleep(7)  # the monitor takes a window once its grace period (its length) has passed
     for outcome in monitor(model="fraud"):
-        if outcome.status == "window":
+        if outcome.status == BatchStatus.WINDOW:
             decision = outcome.decision.decision if outcome.decision else "-"
             _say(f"   monitor: {outcome.origin}: drifted columns: {', '.join(outcome.drifted) or 'none'}; {decision}")
 

@@ -596,6 +596,21 @@ def move_new(source: str, folder: Path, name: str) -> Path:
     return target
 
 
+def archive(batch: Batch, root: Path, model: str, *, duplicate: bool = False) -> Path:
+    """Move a processed landing batch, byte-identical, into ``root/<model>/`` (``duplicates/`` for a repeat).
+
+    Rows that came from no file are written as Parquet. A redelivered file of the same name and content gets a
+    name of its own: an earlier copy is never replaced.
+    """
+    folder = root / model / ("duplicates" if duplicate else "")
+    name = f"{batch.fingerprint[:16]}-{Path(batch.path or 'batch.parquet').name}"
+    if batch.path is None:
+        target = new_file(folder, name)
+        batch.frame.to_parquet(target, index=False)
+        return target
+    return move_new(batch.path, folder, name)
+
+
 def _move(source: str, target: Path) -> None:
     """Move a landing file into quarantine (``target`` is new and local)."""
     if _remote(source):

@@ -18,13 +18,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from driftline.loop import modeling
+from driftline.loop.data import fingerprint
 from driftline.loop.modeling import Predictions
 from driftline.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from driftline.loop.evaluation import HoldoutScores
+    from driftline.loop.lineage import TrainingIdentity
+    from driftline.loop.modeling import Split
+    from driftline.registry import Champion, Registry
 
 
 class Outcome(StrEnum):
@@ -384,3 +391,40 @@ def decide(
     if boot.upper is not None and boot.upper < 0:
         return result(Outcome.REGRESSED, f"significantly worse: {verdict}{tail}", **numbers)
     return result(Outcome.NOT_BETTER, f"not significantly better: {verdict}{tail}", **numbers)
+
+
+def judge(spec: ModelSpec, split: Split, scores: HoldoutScores) -> GateDecision:
+    """Judge the challenger against the spec's gate and the champion on the fixed holdout and the recent rows."""
+    champion = scores.champion_predictions
+    holdout = RowsCompared("holdout", split.holdout_digest, scores.challenger, champion)
+    if split.holdout_recent is None:
+        # No window: every held-out row is a fixed-holdout row.
+        fixed = replace(holdout, name="fixed")
+        return decide(spec, holdout, fixed, None, scores.champion.version, scores.champion.error)
+    recent_rows = split.recent_mask
+
+    def part(rows: np.ndarray) -> tuple[str, Predictions, Predictions | None]:
+        subset = champion.subset(rows) if champion is not None else None
+        return fingerprint(split.holdout[rows]), scores.challenger.subset(rows), subset
+
+    fixed = RowsCompared("fixed", *part(~recent_rows))
+    recent = RowsCompared("recent", *part(recent_rows))
+    return decide(spec, holdout, fixed, recent, scores.champion.version, scores.champion.error)
+
+
+def unchanged_since(
+    registry: Registry, spec: ModelSpec, champion: Champion | None, identity: TrainingIdentity
+) -> GateDecision | None:
+    """The ``unchanged`` decision if this run's data, spec and code equal the champion's lineage; else None."""
+    if champion is None:
+        return None
+    lineage = registry.version(spec.name, champion.version).lineage
+    if identity.differences(lineage.identity()):
+        return None
+    return unchanged(
+        spec,
+        champion.version,
+        identity.data_fingerprint,
+        lineage.holdout_rows,
+        lineage.holdout_digest,
+    )

@@ -7,11 +7,18 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import driftline
+
+if TYPE_CHECKING:
+    from driftline.loop.gate import GateDecision
+    from driftline.loop.modeling import Metrics
+    from driftline.loop.training import FittedModel, Holdout
+    from driftline.loop.validation import Validated
+    from driftline.spec import ModelSpec
 
 
 class Lineage(BaseModel):
@@ -54,6 +61,54 @@ class Lineage(BaseModel):
     drift_event: dict[str, Any] | None = Field(default=None, description="the drift that started this retrain")
     driftline_version: str = driftline.__version__
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def for_run(
+        cls,
+        spec: ModelSpec,
+        *,
+        reason: str,
+        data: Validated,
+        identity: TrainingIdentity,
+        profile_path: str,
+        holdout: Holdout,
+        fitted: FittedModel,
+        metrics: Metrics,
+        decision: GateDecision,
+        flow_run_id: str | None,
+        drift_event: dict[str, Any] | None,
+    ) -> Lineage:
+        """The lineage of the version a training run is about to package (its version and tag come after)."""
+        code = identity.code
+        return cls(
+            model=spec.name,
+            reason=reason,
+            data_fingerprint=identity.data_fingerprint,
+            data_sources=[b.origin for b in data.training],
+            rows=sum(b.rows for b in data.training),
+            suite=str(spec.suite_path.name),
+            suite_digest=data.suite_digest,
+            spec_digest=identity.spec_digest,
+            profile_path=profile_path,
+            holdout_path=holdout.path,
+            holdout_digest=holdout.digest,
+            holdout_rows=holdout.rows,
+            split_seed=holdout.seed,
+            holdout_fraction=holdout.fraction,
+            estimator=spec.estimator.kind,
+            params=spec.estimator.params,
+            seed=spec.estimator.seed,
+            metrics=metrics.values,
+            gate=decision.as_dict(),
+            schema=fitted.schema.as_dict(),
+            code_version=code.commit,
+            code_dirty=code.dirty,
+            code_diff_digest=code.diff_digest,
+            lock_digest=code.lock_digest,
+            flow_run_id=flow_run_id,
+            window=[b.origin for b in data.passed_recent],
+            drift_event=drift_event,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -99,19 +154,11 @@ class TrainingIdentity:
     driftline_version: str = driftline.__version__
 
     @classmethod
-    def of_lineage(cls, lineage: dict[str, Any]) -> TrainingIdentity:
-        """The identity recorded in a stored lineage (old lineages lack the spec digest, so they never match)."""
-        return cls(
-            data_fingerprint=str(lineage.get("data_fingerprint", "")),
-            spec_digest=lineage.get("spec_digest"),
-            code=CodeVersion(
-                lineage.get("code_version"),
-                lineage.get("code_dirty"),
-                lineage.get("code_diff_digest"),
-                lineage.get("lock_digest"),
-            ),
-            driftline_version=str(lineage.get("driftline_version", "")),
-        )
+    def of_run(cls, spec: ModelSpec, data_fingerprint: str, suite_digest: str) -> TrainingIdentity:
+        """The identity of a run about to train on data with this fingerprint, validated by this suite."""
+        from driftline.spec import training_digest
+
+        return cls(data_fingerprint, training_digest(spec, suite_digest), code_version(spec.project_dir))
 
     def differences(self, champion: TrainingIdentity) -> list[str]:
         """Name what differs from the champion's; empty when the run would retrain the champion itself.

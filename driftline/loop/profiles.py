@@ -8,12 +8,16 @@ So frames are prepared here first: categoricals become plain objects and datetim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from driftline import libs
 from driftline.errors import StoreError
+
+if TYPE_CHECKING:
+    from driftline.loop.data import Batch
+    from driftline.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -82,5 +86,22 @@ def store_profile(frame: pd.DataFrame, store: str, model: str, kind: str, name: 
     """Profile a frame and write it to the profile store."""
     view = profile_view(frame)
     path = profile_path(store, model, kind, name)
+    write_profile(view, path)
+    return ProfileRecord(path=path, rows=len(frame), columns=tuple(str(c) for c in view.get_columns()))
+
+
+def profile_batch(
+    batch: Batch, spec: ModelSpec, store: str, kind: str, extra: dict[str, list[Any]] | None = None
+) -> ProfileRecord:
+    """Profile the spec's columns of a batch into ``<store>/<model>/<kind>/<fingerprint>.bin``.
+
+    ``extra`` columns (a model's predictions) may cover a sample of the rows: they are profiled apart and merged,
+    so each column keeps its own count.
+    """
+    frame = batch.frame[[c for c in spec.columns if c in batch.frame.columns]]
+    if extra is None:
+        return store_profile(frame, store, spec.name, kind, batch.fingerprint)
+    view = profile_view(frame).merge(profile_view(pd.DataFrame(extra)))
+    path = profile_path(store, spec.name, kind, batch.fingerprint)
     write_profile(view, path)
     return ProfileRecord(path=path, rows=len(frame), columns=tuple(str(c) for c in view.get_columns()))

@@ -204,3 +204,50 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
     # GX 1.24 cannot type-check pandas' categorical dtype consistently; validate the values as plain objects.
     categorical = [c for c, t in frame.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
     return frame.astype({c: object for c in categorical}) if categorical else frame
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A training run's batches with their validation reports: the source's (history) and the recent window's."""
+
+    history: list[tuple[Batch, ValidationReport]]
+    recent: list[tuple[Batch, ValidationReport]]
+
+    @property
+    def reports(self) -> list[ValidationReport]:
+        return [report for _, report in self.history + self.recent]
+
+    @property
+    def failed_history(self) -> list[tuple[Batch, ValidationReport]]:
+        """The source's failing batches: any of them fails the run."""
+        return [(batch, report) for batch, report in self.history if not report.success]
+
+    @property
+    def failed_recent(self) -> list[tuple[Batch, ValidationReport]]:
+        """The window's failing batches: each leaves the window, the run goes on."""
+        return [(batch, report) for batch, report in self.recent if not report.success]
+
+    @property
+    def passed_recent(self) -> list[Batch]:
+        return [batch for batch, report in self.recent if report.success]
+
+    @property
+    def training(self) -> list[Batch]:
+        """The batches a run trains on: the source's, then the window's that passed."""
+        return [batch for batch, _ in self.history] + self.passed_recent
+
+    @property
+    def recent_rows(self) -> int:
+        return sum(batch.rows for batch in self.passed_recent)
+
+    @property
+    def suite_digest(self) -> str:
+        return self.history[0][1].suite_digest
+
+
+def validate_all(history: list[Batch], recent: list[Batch], spec: ModelSpec) -> Validated:
+    """Validate a training run's source batches and recent-window batches against the model's suite."""
+    return Validated(
+        history=[(batch, validate(batch, spec)) for batch in history],
+        recent=[(batch, validate(batch, spec)) for batch in recent],
+    )

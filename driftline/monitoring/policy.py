@@ -11,33 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from driftline.spec import Drift
+from driftline.loop.statuses import SCORED, Decision
+from driftline.spec import Drift, ModelSpec
 
 if TYPE_CHECKING:
     from driftline.monitoring.drift import DriftReport
-
-
-class Decision(StrEnum):
-    """What the monitor and the retrain flow decided about a model, as the registry records it."""
-
-    # the monitor's drift policy, on the newest batch or traffic window
-    RETRAIN_REQUESTED = "retrain_requested"
-    NO_DRIFT = "no_drift"
-    BELOW_POLICY = "drift_below_policy"
-    UNDECIDED = "drift_undecided"
-    # the retrain flow: skipped, started, and how its training run ended
-    SKIPPED_COOLDOWN = "skipped_cooldown"
-    SKIPPED_DUPLICATE = "skipped_duplicate"
-    RETRAIN_STARTED = "retrain_started"
-    RETRAIN_PROMOTED = "retrain_promoted"
-    RETRAIN_UNCHANGED = "retrain_unchanged"
-    RETRAIN_NOT_BETTER = "retrain_not_better"
-    RETRAIN_REJECTED = "retrain_rejected"
-    # a window batch that failed validation at train time
-    WINDOW_BATCH_QUARANTINED = "window_batch_quarantined"
+    from driftline.registry import Registry
 
 
 # The policy's own names, as they were before the enum; the same members.
@@ -103,4 +84,27 @@ def decide(history: list[bool | None], policy: Drift, last_request: datetime | N
     return PolicyDecision(
         RETRAIN_REQUESTED,
         f"drift in {drifted} of the last {len(recent)} batches (policy {policy.min_drifted} of {policy.of_last})",
+    )
+
+
+def decide_retrain(
+    registry: Registry, spec: ModelSpec, fingerprint: str, flow_run_id: str | None, now: datetime
+) -> PolicyDecision:
+    """Apply the spec's drift policy (N of M, cooldown) to the newest batches and windows; record the decision."""
+    # Batches where nothing could be decided do not count, so look further back than of_last.
+    scored = registry.batches(spec.name, status=SCORED, limit=4 * spec.drift.of_last + 20)
+    history = [flagged(b.drift, spec.drift.retrain_on, fallback=b.drift_detected) for b in scored]
+    requests = registry.decisions(spec.name, limit=1, decision=RETRAIN_REQUESTED)
+    decision = decide(history, spec.drift, requests[0].at if requests else None, now)
+    registry.record_decision(spec.name, decision.decision, decision.reason, fingerprint, flow_run_id)
+    return decision
+
+
+def retrain_cooldown(policy: Drift, last_start: datetime | None, now: datetime) -> PolicyDecision | None:
+    """Skip a drift-started retrain while ``cooldown_minutes`` have not passed since the last retrain started."""
+    if last_start is None or now - last_start >= timedelta(minutes=policy.cooldown_minutes):
+        return None
+    return PolicyDecision(
+        SKIPPED_COOLDOWN,
+        f"a retrain started at {last_start:%H:%M:%S} UTC; drift.cooldown_minutes is {policy.cooldown_minutes:g}",
     )

@@ -24,11 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from driftline.loop import profiles
+from driftline.loop.statuses import BatchStatus
+
+if TYPE_CHECKING:
+    from driftline.registry import Registry
 
 logger = logging.getLogger("driftline.traffic")
 
@@ -192,6 +196,11 @@ class TrafficWindow:
     def name(self) -> str:
         return f"{self.version}-{self.start}"
 
+    @property
+    def folder(self) -> str:
+        """Where the window's parts are: the origin the registry records for it."""
+        return self.parts[0].rsplit("/", 1)[0]
+
 
 def closed_windows(
     store: str, model: str, now: datetime, window_seconds: float, grace_seconds: float = 60.0
@@ -230,3 +239,14 @@ def merge_window(window: TrafficWindow, store: str) -> profiles.ProfileRecord:
     profiles.write_profile(merged, path)
     columns = tuple(str(c) for c in merged.get_columns())
     return profiles.ProfileRecord(path=path, rows=profiles.view_rows(merged), columns=columns)
+
+
+def unclaimed_windows(
+    registry: Registry, model: str, store: str, now: datetime, window_minutes: float
+) -> list[TrafficWindow]:
+    """The closed windows in the profile store that no monitor run has claimed, oldest first."""
+    length = window_minutes * 60
+    # Every process writes its part within a second of the window's end; the grace period covers slow stores.
+    windows = closed_windows(store, model, now, length, grace_seconds=min(60.0, length))
+    seen = {b.fingerprint for b in registry.batches(model, status=BatchStatus.WINDOW)}
+    return [w for w in windows if w.key not in seen]

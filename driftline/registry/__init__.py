@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from driftline.errors import StoreError
 from driftline.loop.lineage import Lineage
-from driftline.monitoring.policy import Decision
+from driftline.loop.statuses import Decision
 from driftline.registry import schema
 from driftline.registry.batches import BatchRecords
 from driftline.registry.leases import Leases

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from driftline.errors import StoreError
-from driftline.monitoring.policy import Decision
+from driftline.loop.statuses import Decision
 from driftline.registry.records import (
     RECLAIMABLE,
     BatchRecord,

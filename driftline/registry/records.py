@@ -13,26 +13,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from driftline.loop.lineage import Lineage
-from driftline.monitoring.policy import Decision
+
+# Batch statuses are defined beside the batch (the monitor's logic reads them); the registry stores them.
+from driftline.loop.statuses import RECLAIMABLE as RECLAIMABLE
+from driftline.loop.statuses import SCORED as SCORED
+from driftline.loop.statuses import BatchStatus as BatchStatus
+from driftline.loop.statuses import Decision as Decision
 
 if TYPE_CHECKING:
     from driftline.monitoring.drift import DriftReport  # numpy and the profiles behind it load on first read
-
-
-class BatchStatus(StrEnum):
-    """Where a monitored batch (or traffic window) stands in the registry."""
-
-    PROCESSING = "processing"  # claimed by a monitor run
-    ACCEPTED = "accepted"  # validated and scored
-    WINDOW = "window"  # a scored live-traffic window (fingerprint window:<version>:<start>)
-    QUARANTINED = "quarantined"  # failed validation; kept in quarantine
-    REPLAYED = "replayed"  # released by `driftline replay`: the next claim takes it
-
-
-# A claim in one of these states can be taken over: a crashed run's (once stale), or a replayed batch.
-RECLAIMABLE = (BatchStatus.PROCESSING, BatchStatus.REPLAYED)
-# Batches and windows whose drift was scored: what the policy and the drift views read.
-SCORED = (BatchStatus.ACCEPTED, BatchStatus.WINDOW)
 
 
 @dataclass(frozen=True)

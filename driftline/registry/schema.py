@@ -75,7 +75,7 @@ monitor_decisions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("model", sa.String(200), nullable=False, index=True),
     sa.Column("fingerprint", sa.String(64)),
-    sa.Column("decision", sa.String(40), nullable=False),  # a policy.Decision
+    sa.Column("decision", sa.String(40), nullable=False),  # a statuses.Decision
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("flow_run_id", sa.String(64)),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),

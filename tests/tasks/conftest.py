@@ -10,8 +10,8 @@ import pytest
 from driftline.loop.data import Batch, fingerprint
 from driftline.loop.lineage import Lineage
 from driftline.loop.modeling import Metrics, Split
+from driftline.loop.training import FittedModel
 from driftline.spec import ModelSpec, load_spec
-from tasks.training import FittedModel
 from tests.conftest import Project
 
 
@@ -64,6 +64,6 @@ def trained_fraud(project: Project, fraud_frame: pd.DataFrame) -> Trained:
 
     spec = load_spec("fraud", {"estimator.params.n_estimators": 50})
     batch = make_batch(fraud_frame, "fraud-3000")
-    split = split_holdout.fn(batch, spec)
-    fitted = fit_model.fn(split, spec)
-    return Trained(spec, batch, split, fitted, evaluate_model.fn(fitted.model, split, spec))
+    split = split_holdout.fn(spec, batch=batch)
+    fitted = fit_model.fn(spec, split=split)
+    return Trained(spec, batch, split, fitted, evaluate_model.fn(spec, model=fitted.model, split=split))

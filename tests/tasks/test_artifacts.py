@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from driftline.loop import gate
+from driftline.loop.evaluation import ChampionScore
 from driftline.loop.gate import GateDecision
 from driftline.loop.modeling import Metrics
 from tasks import artifacts
@@ -40,7 +41,7 @@ def test_the_gate_artifact_leads_with_the_outcome_then_every_number(published: l
     decision = _recent_decision(0.80, 0.76, 0.50)
     assert decision.outcome == "accepted" and decision.lower_bound is not None
 
-    artifacts.publish_gate("churn", decision)
+    artifacts.publish_gate(_spec(), decision)
 
     (sent,) = published
     lines = sent["markdown"].splitlines()
@@ -85,7 +86,7 @@ def test_the_gate_artifact_leads_with_the_outcome_then_every_number(published: l
 def test_the_headline_says_which_way_the_gate_went(
     published: list[dict[str, Any]], challenger_old: float, challenger_new: float, champion_new: float, headline: str
 ) -> None:
-    artifacts.publish_gate("churn", _recent_decision(challenger_old, challenger_new, champion_new))
+    artifacts.publish_gate(_spec(), _recent_decision(challenger_old, challenger_new, champion_new))
 
     assert published[0]["markdown"].splitlines()[0] == f"# churn: {headline}"
 
@@ -99,7 +100,7 @@ def test_an_undefined_metric_shows_why_in_its_row(published: list[dict[str, Any]
         recent=(_classifier(new, 0.9, 5), _classifier(new, 0.9, 6)),
     )
 
-    artifacts.publish_gate("churn", decision)
+    artifacts.publish_gate(_spec(), decision)
 
     text = published[0]["markdown"]
     assert "| recent rows | 20 | `rrrrrrrrrrrrrrrr` | — | — | — | the 20 rows hold one class only (0) |" in text
@@ -109,7 +110,7 @@ def test_an_undefined_metric_shows_why_in_its_row(published: list[dict[str, Any]
 def test_an_unchanged_run_without_scores_still_publishes(published: list[dict[str, Any]]) -> None:
     decision = gate.unchanged(_spec(), "v3", "a" * 64, 500, "d" * 64)
 
-    artifacts.publish_gate("churn", decision)
+    artifacts.publish_gate(_spec(), decision)
 
     text = published[0]["markdown"]
     assert text.startswith("# churn: unchanged: same data, spec and code as champion v3; nothing trained")
@@ -123,7 +124,7 @@ def test_an_unservable_package_and_numpy_numbers_read_plainly(published: list[di
     numpy_numbers = replace(decision, challenger=np.float64(0.7), improvement=np.float64(0.26))
     overturned = numpy_numbers.with_evidence("servability", {"p95_ms": np.float64(12.5)}).unservable("p95 too slow")
 
-    artifacts.publish_gate("churn", overturned)
+    artifacts.publish_gate(_spec(), overturned)
 
     text = published[0]["markdown"]
     assert text.splitlines()[0] == (
@@ -142,7 +143,7 @@ def test_the_metrics_table_shows_an_undefined_metric_with_its_reason(published: 
     )
     champion = Metrics(values={"accuracy": 0.8, "roc_auc": 0.7}, primary="roc_auc", rows=20)
 
-    artifacts.publish_metrics("churn", challenger, champion, "v1")
+    artifacts.publish_metrics(_spec(), challenger, ChampionScore("v1", champion))
 
     accuracy, roc_auc = published[0]["table"]
     assert accuracy == {

@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from driftline.errors import DataError, SpecError
 from driftline.examples.fraud import generate
 from driftline.loop.data import Batch, fingerprint
+from driftline.loop.quarantine import kept_message
 from driftline.spec import load_spec
-from tasks.data import check_columns, kept_message, load_batches, quarantine_batch
+from tasks.data import check_columns, load_batches, quarantine_batch
 from tests.conftest import REPO, Project
 
 
@@ -95,7 +96,7 @@ def test_load_batches_gives_one_batch_per_file_in_sorted_order(project: Project)
 def test_load_batches_raises_naming_a_path_with_no_files(project: Project, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "*.parquet"
     with pytest.raises(DataError, match="no files match") as raised:
-        load_batches.fn(load_spec("fraud"), str(missing))
+        load_batches.fn(load_spec("fraud"), location=str(missing))
     assert str(missing) in str(raised.value)
 
     # The spec's own source, resolved against the project, is named the same way.
@@ -110,7 +111,7 @@ def test_load_batches_reads_a_csv_source(project: Project, tmp_path: Path) -> No
     path.parent.mkdir()
     frame.to_csv(path, index=False)
 
-    (batch,) = load_batches.fn(load_spec("fraud"), str(tmp_path / "incoming" / "*.csv"))
+    (batch,) = load_batches.fn(load_spec("fraud"), location=str(tmp_path / "incoming" / "*.csv"))
 
     assert batch.origin == str(path)
     assert batch.rows == 200
@@ -125,7 +126,7 @@ def test_load_batches_reads_a_compressed_tsv_source(project: Project, tmp_path: 
     frame = generate(120, seed=5)
     frame.to_csv(tmp_path / "batch.tsv.gz", sep="\t", index=False)
 
-    (batch,) = load_batches.fn(load_spec("fraud"), str(tmp_path / "batch.tsv.gz"))
+    (batch,) = load_batches.fn(load_spec("fraud"), location=str(tmp_path / "batch.tsv.gz"))
 
     assert batch.columns == list(frame.columns)
 
@@ -172,8 +173,8 @@ def _failing(project: Project, name: str = "batch-0007.parquet", seed: int = 7) 
 
     path = project.write_fraud_batch(name, generate(400, seed=seed, corrupt=True))
     spec = load_spec("fraud")
-    (batch,) = load_batches.fn(spec, str(path))
-    report = validate_batch.fn(batch, spec)
+    (batch,) = load_batches.fn(spec, location=str(path))
+    report = validate_batch.fn(spec, batch=batch)
     assert not report.success
     return path, batch, report
 
@@ -183,7 +184,7 @@ def test_a_failing_source_file_is_copied_byte_identical_and_left_in_place(projec
     arrived = path.read_bytes()
     spec = load_spec("fraud")
 
-    kept = quarantine_batch.fn(batch, report, spec)
+    kept = quarantine_batch.fn(spec, batch=batch, report=report)
 
     assert path.read_bytes() == arrived  # the user's file: still there, unchanged
     assert kept.read_bytes() == arrived
@@ -215,10 +216,10 @@ def test_a_failing_landing_file_is_moved_out_of_the_landing_area(project: Projec
     generate(300, seed=8, corrupt=True).to_parquet(path, index=False)
     arrived = path.read_bytes()
     spec = load_spec("fraud")
-    (batch,) = load_batches.fn(spec, spec.landing)
-    report = validate_batch.fn(batch, spec)
+    (batch,) = load_batches.fn(spec, location=spec.landing)
+    report = validate_batch.fn(spec, batch=batch)
 
-    kept = quarantine_batch.fn(batch, report, spec, "landing")
+    kept = quarantine_batch.fn(spec, batch=batch, report=report, where="landing")
 
     assert not path.exists()
     assert kept.read_bytes() == arrived
@@ -239,8 +240,13 @@ def test_a_redelivered_landing_file_of_the_same_name_never_overwrites_the_first(
         path = landing / "daily.parquet"
         generate(200, seed=seed, corrupt=True).to_parquet(path, index=False)
         arrived = path.read_bytes()
-        (batch,) = load_batches.fn(spec, str(path))
-        kept.append((quarantine_batch.fn(batch, validate_batch.fn(batch, spec), spec, "landing"), arrived))
+        (batch,) = load_batches.fn(spec, location=str(path))
+        kept.append(
+            (
+                quarantine_batch.fn(spec, batch=batch, report=validate_batch.fn(spec, batch=batch), where="landing"),
+                arrived,
+            )
+        )
 
     (first, first_bytes), (second, second_bytes) = kept
     assert first.parent != second.parent and first.name == second.name == "daily.parquet"
@@ -250,19 +256,19 @@ def test_a_redelivered_landing_file_of_the_same_name_never_overwrites_the_first(
 def test_an_unchanged_failing_source_is_kept_once_and_a_changed_one_again(project: Project) -> None:
     path, batch, report = _failing(project)
     spec = load_spec("fraud")
-    first = quarantine_batch.fn(batch, report, spec)
+    first = quarantine_batch.fn(spec, batch=batch, report=report)
 
-    again = quarantine_batch.fn(batch, report, spec)  # the nightly run on the same unfixed file
+    again = quarantine_batch.fn(spec, batch=batch, report=report)  # the nightly run on the same unfixed file
 
     assert again == first
     assert len(list((project.state / "quarantine" / "fraud").iterdir())) == 1
 
     first_bytes = first.read_bytes()
     generate(400, seed=70, corrupt=True).to_parquet(path, index=False)  # the same name, new bytes
-    (changed,) = load_batches.fn(spec, str(path))
+    (changed,) = load_batches.fn(spec, location=str(path))
     from tasks.validation import validate_batch
 
-    second = quarantine_batch.fn(changed, validate_batch.fn(changed, spec), spec)
+    second = quarantine_batch.fn(spec, batch=changed, report=validate_batch.fn(spec, batch=changed))
     assert second.parent != first.parent
     assert first.read_bytes() == first_bytes and second.read_bytes() == path.read_bytes()
 
@@ -274,7 +280,7 @@ def test_a_misspelled_target_is_a_spec_error_naming_the_file_key_and_columns(pro
     batches = load_batches.fn(spec)
 
     with pytest.raises(SpecError) as raised:
-        check_columns.fn(spec, batches)
+        check_columns.fn(spec, batches=batches)
 
     message = str(raised.value)
     assert str(project.root / "deployments" / "fraud.toml") in message
@@ -290,7 +296,7 @@ def test_every_missing_declared_column_is_named_with_its_key(project: Project) -
     spec = load_spec("fraud")
 
     with pytest.raises(SpecError) as raised:
-        check_columns.fn(spec, load_batches.fn(spec))
+        check_columns.fn(spec, batches=load_batches.fn(spec))
 
     message = str(raised.value)
     assert "features.numeric: column 'distance_km' is not in the data" in message
@@ -307,9 +313,9 @@ def test_a_column_missing_from_one_batch_only_is_that_batch_s_problem(project: P
     spec = load_spec("fraud")
     batches = load_batches.fn(spec)
 
-    check_columns.fn(spec, batches)  # not a spec error: one batch has the column
+    check_columns.fn(spec, batches=batches)  # not a spec error: one batch has the column
 
-    reports = [validate_batch.fn(batch, spec) for batch in batches]
+    reports = [validate_batch.fn(spec, batch=batch) for batch in batches]
     assert [report.success for report in reports] == [True, False]
     assert "amount" in {o.column for o in reports[1].failures}
 
@@ -323,7 +329,7 @@ def test_quarantine_writes_a_non_file_batch_as_parquet(project: Project) -> None
     failure = ExpectationOutcome("expect_column_values_to_be_between", "mean_radius", False, "3 of 569 unexpected")
     report = ValidationReport(batch.origin, batch.fingerprint, "breast_cancer.json", "0" * 64, (failure,))
 
-    kept = quarantine_batch.fn(batch, report, spec)
+    kept = quarantine_batch.fn(spec, batch=batch, report=report)
 
     assert kept.name == "batch.parquet"
     record = json.loads((kept.parent / "validation.json").read_text())
@@ -348,8 +354,8 @@ def test_archiving_a_redelivered_duplicate_never_replaces_the_earlier_one(projec
         path = landing / "daily.parquet"
         generate(100, seed=4).to_parquet(path, index=False, compression=compression)
         arrived = path.read_bytes()
-        (batch,) = load_batches.fn(spec, str(path))
-        kept.append((Path(archive_batch.fn(spec, batch, duplicate=True)), arrived))
+        (batch,) = load_batches.fn(spec, location=str(path))
+        kept.append((Path(archive_batch.fn(spec, batch=batch, duplicate=True)), arrived))
         assert not path.exists()
 
     (first, first_bytes), (second, second_bytes) = kept

@@ -14,9 +14,10 @@ from sklearn.metrics import roc_auc_score
 
 from driftline.examples.fraud import generate
 from driftline.loop import modeling, store
+from driftline.loop.evaluation import ChampionScore
 from driftline.registry import Champion, open_registry
 from driftline.spec import load_spec, parse_spec
-from tasks.evaluation import ChampionScore, evaluate_champion, evaluate_model, score_holdout
+from tasks.evaluation import evaluate_champion, evaluate_model, score_holdout
 from tasks.training import fit_model, split_holdout
 from tests.conftest import Project, make_lineage
 from tests.tasks.conftest import Trained, make_batch
@@ -34,9 +35,9 @@ def test_every_classifier_learns_the_fraud_pattern(
     project: Project, fraud_frame: pd.DataFrame, kind: str, params: dict[str, Any]
 ) -> None:
     spec = load_spec("fraud", {"estimator.kind": kind, "estimator.params": params})
-    split = split_holdout.fn(make_batch(fraud_frame), spec)
+    split = split_holdout.fn(spec, batch=make_batch(fraud_frame))
 
-    metrics = evaluate_model.fn(fit_model.fn(split, spec).model, split, spec)
+    metrics = evaluate_model.fn(spec, model=fit_model.fn(spec, split=split).model, split=split)
 
     assert set(metrics.values) == {"roc_auc", "f1", "accuracy", "log_loss"}
     assert metrics.primary == "roc_auc"
@@ -49,8 +50,10 @@ def test_every_classifier_learns_the_fraud_pattern(
 def test_string_labels_work_with_xgboost(project: Project, fraud_frame: pd.DataFrame) -> None:
     params = {"estimator.params": {"n_estimators": 100, "max_depth": 3}}
     numeric_spec = load_spec("fraud", params)
-    numeric_split = split_holdout.fn(make_batch(fraud_frame), numeric_spec)
-    numeric = evaluate_model.fn(fit_model.fn(numeric_split, numeric_spec).model, numeric_split, numeric_spec)
+    numeric_split = split_holdout.fn(numeric_spec, batch=make_batch(fraud_frame))
+    numeric = evaluate_model.fn(
+        numeric_spec, model=fit_model.fn(numeric_spec, split=numeric_split).model, split=numeric_split
+    )
     # The same rows with text labels (the target is part of the split key, so relabel after splitting).
     labels = {1: "fraud", 0: "ok"}
     split = replace(
@@ -60,8 +63,8 @@ def test_string_labels_work_with_xgboost(project: Project, fraud_frame: pd.DataF
     )
     spec = load_spec("fraud", {**params, "positive_label": "fraud"})
 
-    fitted = fit_model.fn(split, spec)
-    metrics = evaluate_model.fn(fitted.model, split, spec)
+    fitted = fit_model.fn(spec, split=split)
+    metrics = evaluate_model.fn(spec, model=fitted.model, split=split)
 
     assert fitted.schema.classes == ("fraud", "ok")
     assert set(fitted.model.predict(split.holdout[spec.features.columns])) <= {"fraud", "ok"}
@@ -94,10 +97,10 @@ def _fees(rows: int, seed: int) -> pd.DataFrame:
 
 def test_a_regression_spec_gives_rmse_mae_and_r2(project: Project) -> None:
     spec = _regression_spec()
-    split = split_holdout.fn(make_batch(_fees(1500, seed=31)), spec)
-    fitted = fit_model.fn(split, spec)
+    split = split_holdout.fn(spec, batch=make_batch(_fees(1500, seed=31)))
+    fitted = fit_model.fn(spec, split=split)
 
-    metrics = evaluate_model.fn(fitted.model, split, spec)
+    metrics = evaluate_model.fn(spec, model=fitted.model, split=split)
 
     assert set(metrics.values) == {"rmse", "mae", "r2"}
     assert metrics.primary == "rmse"
@@ -110,7 +113,7 @@ def test_a_regression_spec_gives_rmse_mae_and_r2(project: Project) -> None:
 
 
 def test_no_champion_is_scored_as_none(project: Project, trained_fraud: Trained) -> None:
-    score = evaluate_champion.fn(None, trained_fraud.split, trained_fraud.spec)
+    score = evaluate_champion.fn(trained_fraud.spec, champion=None, split=trained_fraud.split)
 
     assert score.version is None
     assert score.metrics is None
@@ -129,7 +132,7 @@ def _register(trained: Trained, model: Any) -> Champion:
 def test_the_champion_is_scored_on_the_challengers_holdout(project: Project, trained_fraud: Trained) -> None:
     champion = _register(trained_fraud, trained_fraud.fitted.model)
 
-    score = evaluate_champion.fn(champion, trained_fraud.split, trained_fraud.spec)
+    score = evaluate_champion.fn(trained_fraud.spec, champion=champion, split=trained_fraud.split)
 
     assert score.version == champion.version
     assert score.error is None
@@ -144,10 +147,10 @@ def test_a_champion_that_cannot_read_the_holdout_is_reported_not_raised(
     # A champion trained on a feature the current data no longer has.
     spec = load_spec("fraud", {"features.numeric": ["amount", "hour", "risk_score"], "estimator.params": {}})
     frame = trained_fraud.batch.frame.assign(risk_score=np.linspace(0.0, 1.0, trained_fraud.batch.rows))
-    old_split = split_holdout.fn(make_batch(frame), spec)
-    champion = _register(trained_fraud, fit_model.fn(old_split, spec).model)
+    old_split = split_holdout.fn(spec, batch=make_batch(frame))
+    champion = _register(trained_fraud, fit_model.fn(spec, split=old_split).model)
 
-    score = evaluate_champion.fn(champion, trained_fraud.split, trained_fraud.spec)
+    score = evaluate_champion.fn(trained_fraud.spec, champion=champion, split=trained_fraud.split)
 
     assert score.version == champion.version
     assert score.metrics is None
@@ -183,7 +186,7 @@ def test_a_three_class_model_scored_on_rows_lacking_a_class_has_defined_metrics(
     # y_true" warnings would fail this test.
     spec = _three_class_spec()
     frame = _three_classes(600, seed=3)
-    model = fit_model.fn(split_holdout.fn(make_batch(frame), spec), spec).model
+    model = fit_model.fn(spec, split=split_holdout.fn(spec, batch=make_batch(frame))).model
     window = _three_classes(300, seed=4).query("label != 'high'")
 
     metrics = modeling.evaluate(model, window, spec)
@@ -202,7 +205,7 @@ def test_a_three_class_model_scored_on_rows_lacking_a_class_has_defined_metrics(
 
 def test_a_window_of_one_class_has_no_roc_auc_rather_than_nan(project: Project) -> None:
     spec = _three_class_spec()
-    model = fit_model.fn(split_holdout.fn(make_batch(_three_classes(600, seed=3)), spec), spec).model
+    model = fit_model.fn(spec, split=split_holdout.fn(spec, batch=make_batch(_three_classes(600, seed=3)))).model
     window = _three_classes(300, seed=4).query("label == 'mid'")
 
     metrics = modeling.evaluate(model, window, spec)
@@ -237,7 +240,9 @@ def test_macro_f1_leaves_out_a_class_neither_true_nor_predicted() -> None:
 def test_score_holdout_predicts_both_models_on_the_same_rows(project: Project, trained_fraud: Trained) -> None:
     champion = _register(trained_fraud, trained_fraud.fitted.model)
 
-    scores = score_holdout.fn(trained_fraud.fitted.model, champion, trained_fraud.split, trained_fraud.spec)
+    scores = score_holdout.fn(
+        trained_fraud.spec, model=trained_fraud.fitted.model, champion=champion, split=trained_fraud.split
+    )
 
     assert scores.champion.version == champion.version and scores.champion.error is None
     assert scores.champion_predictions is not None
@@ -248,6 +253,8 @@ def test_score_holdout_predicts_both_models_on_the_same_rows(project: Project, t
 
 
 def test_score_holdout_without_a_champion(project: Project, trained_fraud: Trained) -> None:
-    scores = score_holdout.fn(trained_fraud.fitted.model, None, trained_fraud.split, trained_fraud.spec)
+    scores = score_holdout.fn(
+        trained_fraud.spec, model=trained_fraud.fitted.model, champion=None, split=trained_fraud.split
+    )
 
     assert scores.champion == ChampionScore(None, None) and scores.champion_predictions is None

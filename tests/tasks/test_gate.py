@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 
 from driftline.loop import gate, modeling
+from driftline.loop.evaluation import ChampionScore, HoldoutScores
 from driftline.loop.gate import GateDecision, RowsCompared
 from driftline.loop.lineage import CodeVersion, TrainingIdentity
 from driftline.loop.modeling import Predictions
 from driftline.registry import Champion, open_registry
 from driftline.spec import ModelSpec, load_spec, parse_spec
-from tasks.evaluation import ChampionScore, HoldoutScores
 from tasks.gate import check_unchanged, decide_promotion
 from tasks.training import fit_model, split_holdout
 from tests.conftest import Project, make_lineage
@@ -368,16 +368,16 @@ def test_the_gate_prefers_the_stronger_of_two_real_models(project: Project, frau
     # A low floor, so the weak model is judged against the champion and not only against the minimum.
     strong_spec = load_spec("fraud", {"gate.min_metric": 0.5})
     weak_spec = load_spec("fraud", {"gate.min_metric": 0.5, "estimator.params": {"n_estimators": 2, "max_depth": 1}})
-    split = split_holdout.fn(make_batch(fraud_frame), strong_spec)
-    strong = modeling.predict(fit_model.fn(split, strong_spec).model, split.holdout, strong_spec)
-    weak = modeling.predict(fit_model.fn(split, weak_spec).model, split.holdout, weak_spec)
+    split = split_holdout.fn(strong_spec, batch=make_batch(fraud_frame))
+    strong = modeling.predict(fit_model.fn(strong_spec, split=split).model, split.holdout, strong_spec)
+    weak = modeling.predict(fit_model.fn(weak_spec, split=split).model, split.holdout, weak_spec)
 
     def scores(challenger: Predictions, champion: Predictions, version: str) -> HoldoutScores:
         metrics = ChampionScore(version, modeling.score(champion, "roc_auc"))
         return HoldoutScores(challenger, modeling.score(challenger, "roc_auc"), metrics, champion)
 
-    weak_against_strong = decide_promotion.fn(weak_spec, split, scores(weak, strong, "strong"))
-    strong_against_weak = decide_promotion.fn(strong_spec, split, scores(strong, weak, "weak"))
+    weak_against_strong = decide_promotion.fn(weak_spec, split=split, scores=scores(weak, strong, "strong"))
+    strong_against_weak = decide_promotion.fn(strong_spec, split=split, scores=scores(strong, weak, "weak"))
 
     assert weak_against_strong.outcome == "regressed"
     assert "vs champion strong" in weak_against_strong.reason
@@ -419,7 +419,7 @@ def _lineage_of(identity: TrainingIdentity) -> dict[str, Any]:
 def test_a_run_with_the_champions_data_spec_and_code_is_unchanged(project: Project) -> None:
     champion = _champion_with(_lineage_of(_identity()))
 
-    decision = check_unchanged.fn(load_spec("fraud"), champion, _identity())
+    decision = check_unchanged.fn(load_spec("fraud"), champion=champion, identity=_identity())
 
     assert decision is not None and decision.outcome == "unchanged"
     assert not decision.accepted and not decision.pages
@@ -440,14 +440,14 @@ def test_a_run_with_the_champions_data_spec_and_code_is_unchanged(project: Proje
 def test_any_difference_from_the_champion_trains(project: Project, change: dict[str, Any]) -> None:
     champion = _champion_with(_lineage_of(_identity()))
 
-    assert check_unchanged.fn(load_spec("fraud"), champion, _identity(**change)) is None
+    assert check_unchanged.fn(load_spec("fraud"), champion=champion, identity=_identity(**change)) is None
 
 
 def test_a_champion_without_a_spec_digest_never_matches(project: Project) -> None:
     old = _lineage_of(_identity())
     del old["spec_digest"]
 
-    assert check_unchanged.fn(load_spec("fraud"), _champion_with(old), _identity()) is None
+    assert check_unchanged.fn(load_spec("fraud"), champion=_champion_with(old), identity=_identity()) is None
 
 
 def test_a_dirty_tree_matches_only_the_same_uncommitted_diff() -> None:
@@ -460,4 +460,4 @@ def test_a_dirty_tree_matches_only_the_same_uncommitted_diff() -> None:
 
 
 def test_no_champion_is_never_unchanged(project: Project) -> None:
-    assert check_unchanged.fn(load_spec("fraud"), None, _identity()) is None
+    assert check_unchanged.fn(load_spec("fraud"), champion=None, identity=_identity()) is None

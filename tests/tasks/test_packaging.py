@@ -16,8 +16,11 @@ from tests.tasks.conftest import Trained
 def test_package_model_saves_labels_lineage_and_schema(project: Project, trained_fraud: Trained) -> None:
     lineage = trained_fraud.lineage()
 
-    tag = package_model.fn(trained_fraud.fitted, trained_fraud.spec, lineage)
+    packaged = package_model.fn(trained_fraud.spec, fitted=trained_fraud.fitted, lineage=lineage)
 
+    tag = packaged.tag
+    assert (packaged.lineage.tag, packaged.lineage.version) == (tag, packaged.version)
+    assert tag == f"fraud:{packaged.version}"
     bentoml = libs.bentoml()
     saved = bentoml.models.get(tag)
     assert str(saved.tag) == tag
@@ -35,7 +38,7 @@ def test_package_model_saves_labels_lineage_and_schema(project: Project, trained
 
 
 def test_a_packaged_model_predicts_like_the_fitted_one(project: Project, trained_fraud: Trained) -> None:
-    tag = package_model.fn(trained_fraud.fitted, trained_fraud.spec, trained_fraud.lineage())
+    tag = package_model.fn(trained_fraud.spec, fitted=trained_fraud.fitted, lineage=trained_fraud.lineage()).tag
 
     loaded = store.load(tag)
 
@@ -46,8 +49,12 @@ def test_a_packaged_model_predicts_like_the_fitted_one(project: Project, trained
 
 
 def test_each_package_is_a_new_version(project: Project, trained_fraud: Trained) -> None:
-    first = package_model.fn(trained_fraud.fitted, trained_fraud.spec, trained_fraud.lineage("first"))
-    second = package_model.fn(trained_fraud.fitted, trained_fraud.spec, trained_fraud.lineage("second"))
+    first = package_model.fn(
+        trained_fraud.spec, fitted=trained_fraud.fitted, lineage=trained_fraud.lineage("first")
+    ).tag
+    second = package_model.fn(
+        trained_fraud.spec, fitted=trained_fraud.fitted, lineage=trained_fraud.lineage("second")
+    ).tag
 
     assert first != second
     reasons = {json.loads(libs.bentoml().models.get(tag).info.metadata["lineage"])["reason"] for tag in (first, second)}

@@ -70,3 +70,15 @@ def test_a_batch_where_nothing_was_decided_is_neither_drifted_nor_clean() -> Non
     assert policy.decide([None, True], rule, None, NOW).decision == policy.UNDECIDED
     # Older undecided batches are left out of the window rather than counted as clean.
     assert policy.decide([True, None, True], rule, None, NOW).decision == policy.RETRAIN_REQUESTED
+
+
+def test_a_retrain_waits_out_the_cooldown_since_the_last_retrain_started() -> None:
+    rule = Drift(cooldown_minutes=30)
+    started = datetime(2026, 11, 23, 11, 45, 7, tzinfo=UTC)
+
+    skipped = policy.retrain_cooldown(rule, started, NOW)
+
+    assert skipped is not None and skipped.decision == policy.SKIPPED_COOLDOWN
+    assert skipped.reason == "a retrain started at 11:45:07 UTC; drift.cooldown_minutes is 30"
+    assert policy.retrain_cooldown(rule, NOW - timedelta(minutes=30), NOW) is None
+    assert policy.retrain_cooldown(rule, None, NOW) is None

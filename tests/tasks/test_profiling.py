@@ -18,7 +18,7 @@ def test_profile_is_stored_under_the_fingerprint_and_covers_the_spec(
     spec = load_spec("fraud")
     batch = make_batch(fraud_frame)
 
-    record = profile_batch.fn(batch, spec)
+    record = profile_batch.fn(spec, batch=batch)
 
     expected = project.state / "profiles" / "fraud" / "reference" / f"{batch.fingerprint}.bin"
     assert record.path == str(expected)
@@ -38,7 +38,7 @@ def test_profile_is_stored_under_the_fingerprint_and_covers_the_spec(
 def test_profile_kind_selects_the_folder(project: Project, fraud_frame: pd.DataFrame) -> None:
     batch = make_batch(fraud_frame.head(500))
 
-    record = profile_batch.fn(batch, load_spec("fraud"), kind="batch")
+    record = profile_batch.fn(load_spec("fraud"), batch=batch, kind="batch")
 
     assert record.path == str(project.state / "profiles" / "fraud" / "batch" / f"{batch.fingerprint}.bin")
     assert read_profile(record.path).get_column("hour").get_metric("counts").n.value == 500
@@ -50,7 +50,7 @@ def test_a_categorical_column_with_missing_values_is_profiled(project: Project, 
     frame.loc[frame.index[::10], "merchant_category"] = np.nan
     assert isinstance(frame["merchant_category"].dtype, pd.CategoricalDtype)
 
-    record = profile_batch.fn(make_batch(frame), load_spec("fraud"))
+    record = profile_batch.fn(load_spec("fraud"), batch=make_batch(frame))
 
     counts = read_profile(record.path).get_column("merchant_category").get_metric("counts")
     assert counts.n.value == 800
@@ -59,7 +59,8 @@ def test_a_categorical_column_with_missing_values_is_profiled(project: Project, 
 
 def test_predictions_of_a_sample_are_profiled_beside_every_row(project: Project) -> None:
     from driftline.examples.fraud import generate
-    from tasks.monitoring import PREDICTION_SAMPLE, predict_batch
+    from driftline.monitoring.predictions import PREDICTION_SAMPLE
+    from tasks.monitoring import predict_batch
 
     class Constant:
         def predict(self, rows: pd.DataFrame) -> list[int]:
@@ -67,9 +68,9 @@ def test_predictions_of_a_sample_are_profiled_beside_every_row(project: Project)
 
     spec = load_spec("fraud")
     batch = make_batch(generate(PREDICTION_SAMPLE + 500, 3))
-    predictions = predict_batch.fn(Constant(), batch, spec)
+    predictions = predict_batch.fn(spec, model=Constant(), batch=batch)
     assert predictions is not None and len(predictions) == PREDICTION_SAMPLE
-    record = profile_batch.fn(batch, spec, kind="batch", predictions=predictions)
+    record = profile_batch.fn(spec, batch=batch, kind="batch", predictions=predictions)
     columns = read_profile(record.path).get_columns()
     assert int(columns["prediction"].get_metric("counts").n.value) == PREDICTION_SAMPLE
     assert int(columns["amount"].get_metric("counts").n.value) == batch.rows == record.rows

@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from driftline.errors import PromotionConflict, StoreError
 from driftline.loop.gate import GateDecision
+from driftline.loop.statuses import Decision
 from driftline.monitoring import drift, policy
 from driftline.monitoring.drift import ColumnDrift, DriftReport
-from driftline.monitoring.policy import Decision
 from driftline.registry import BatchStatus, Champion, LedgerEntry, Registry, open_registry
+from driftline.spec import load_spec
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
 from tests.conftest import REPO, Project, make_lineage
 from tests.tasks.conftest import Trained
@@ -197,32 +198,33 @@ def champion_at() -> Callable[[str], Champion]:
 def test_promote_version_uses_the_champion_the_run_started_from(
     project: Project, champion_at: Callable[[str], Champion]
 ) -> None:
-    assert read_champion.fn(MODEL) is None
+    spec = load_spec(MODEL)
+    assert read_champion.fn(spec) is None
 
-    first = promote_version.fn(MODEL, "v1", None, _decision(), "run-1")
-    started_from = read_champion.fn(MODEL)
+    first = promote_version.fn(spec, version="v1", expected=None, decision=_decision(), flow_run_id="run-1")
+    started_from = read_champion.fn(spec)
     assert started_from is not None and started_from.version == "v1"
-    second = promote_version.fn(MODEL, "v2", started_from, _decision(), "run-2")
+    second = promote_version.fn(spec, version="v2", expected=started_from, decision=_decision(), flow_run_id="run-2")
 
     assert (first.from_version, second.from_version) == (None, "v1")
     assert "(flow run run-2)" in second.actor
     assert second.flow_run_id == "run-2"
     assert second.evidence["holdout_digest"] == "d" * 64
-    champion = read_champion.fn(MODEL)
+    champion = read_champion.fn(spec)
     assert champion is not None and champion.version == "v2"
     # The registry lives under the project's state directory.
     assert (project.state / "registry.db").is_file()
 
     with pytest.raises(PromotionConflict):
-        promote_version.fn(MODEL, "v3", champion_at("v1"), _decision(), "run-3")
-    assert read_champion.fn(MODEL) == champion
+        promote_version.fn(spec, version="v3", expected=champion_at("v1"), decision=_decision(), flow_run_id="run-3")
+    assert read_champion.fn(spec) == champion
     assert [entry.to_version for entry in open_registry().ledger(MODEL)] == ["v1", "v2"]
 
 
 def test_register_version_keeps_the_lineage(project: Project, trained_fraud: Trained) -> None:
     lineage = trained_fraud.lineage().model_copy(update={"version": "abc123", "tag": "fraud:abc123"})
 
-    register_version.fn(lineage)
+    register_version.fn(trained_fraud.spec, lineage=lineage)
 
     record = open_registry().version(MODEL, "abc123")
     assert record.tag == "fraud:abc123"
@@ -233,8 +235,9 @@ def test_register_version_keeps_the_lineage(project: Project, trained_fraud: Tra
 
 
 def test_record_gate_decision_keeps_every_decision(project: Project) -> None:
-    record_gate_decision.fn(MODEL, _decision(accepted=False), "run-1")
-    record_gate_decision.fn(MODEL, _decision(accepted=True), None)
+    spec = load_spec(MODEL)
+    record_gate_decision.fn(spec, decision=_decision(accepted=False), flow_run_id="run-1")
+    record_gate_decision.fn(spec, decision=_decision(accepted=True), flow_run_id=None)
 
     records = open_registry().gate_decisions(MODEL)
 

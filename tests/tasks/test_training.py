@@ -21,8 +21,8 @@ def _ids(frame: pd.DataFrame) -> set[str]:
 def test_split_is_deterministic(project: Project, fraud_frame: pd.DataFrame) -> None:
     spec = load_spec("fraud")
 
-    first = split_holdout.fn(make_batch(fraud_frame), spec)
-    again = split_holdout.fn(make_batch(fraud_frame.copy()), spec)
+    first = split_holdout.fn(spec, batch=make_batch(fraud_frame))
+    again = split_holdout.fn(spec, batch=make_batch(fraud_frame.copy()))
 
     pd.testing.assert_frame_equal(first.holdout, again.holdout)
     pd.testing.assert_frame_equal(first.train, again.train)
@@ -36,8 +36,8 @@ def test_a_row_stays_on_its_side_when_the_data_grows(project: Project) -> None:
     first = generate(1500, seed=21)
     grown = pd.concat([generate(1000, seed=20), first, generate(1000, seed=22)], ignore_index=True)
 
-    before = split_holdout.fn(make_batch(first), spec)
-    after = split_holdout.fn(make_batch(grown), spec)
+    before = split_holdout.fn(spec, batch=make_batch(first))
+    after = split_holdout.fn(spec, batch=make_batch(grown))
 
     assert _ids(before.holdout) <= _ids(after.holdout)
     assert _ids(before.train) <= _ids(after.train)
@@ -47,14 +47,14 @@ def test_split_respects_the_holdout_fraction(project: Project) -> None:
     frame = generate(4000, seed=23)
     for fraction in (0.2, 0.5):
         spec = load_spec("fraud", {"split.holdout_fraction": fraction})
-        split = split_holdout.fn(make_batch(frame), spec)
+        split = split_holdout.fn(spec, batch=make_batch(frame))
         assert abs(len(split.holdout) / len(frame) - fraction) < 0.03
         assert split.fraction == fraction
 
 
 def test_a_different_seed_gives_a_different_split(project: Project, fraud_frame: pd.DataFrame) -> None:
-    seven = split_holdout.fn(make_batch(fraud_frame), load_spec("fraud"))
-    eight = split_holdout.fn(make_batch(fraud_frame), load_spec("fraud", {"split.seed": 8}))
+    seven = split_holdout.fn(load_spec("fraud"), batch=make_batch(fraud_frame))
+    eight = split_holdout.fn(load_spec("fraud", {"split.seed": 8}), batch=make_batch(fraud_frame))
 
     assert _ids(seven.holdout) != _ids(eight.holdout)
     assert seven.holdout_digest != eight.holdout_digest
@@ -67,8 +67,8 @@ def test_a_different_seed_gives_a_different_split_of_numeric_data(project: Proje
     spec = load_spec("breast_cancer")
     (batch,) = load_batches.fn(spec)
 
-    three = split_holdout.fn(batch, spec)
-    other = split_holdout.fn(batch, load_spec("breast_cancer", {"split.seed": 4}))
+    three = split_holdout.fn(spec, batch=batch)
+    other = split_holdout.fn(load_spec("breast_cancer", {"split.seed": 4}), batch=batch)
 
     assert three.holdout_digest != other.holdout_digest
 
@@ -78,15 +78,15 @@ def test_a_target_with_missing_values_raises_naming_the_column(project: Project,
     frame.loc[[5, 50, 500], "is_fraud"] = np.nan
 
     with pytest.raises(TrainingError, match="'is_fraud' has 3 missing values") as raised:
-        split_holdout.fn(make_batch(frame, "gappy.parquet"), load_spec("fraud"))
+        split_holdout.fn(load_spec("fraud"), batch=make_batch(frame, "gappy.parquet"))
     assert "gappy.parquet" in str(raised.value)
 
 
 def test_fit_model_records_the_training_schema(project: Project, fraud_frame: pd.DataFrame) -> None:
     spec = load_spec("fraud", {"estimator.params.n_estimators": 20})
-    split = split_holdout.fn(make_batch(fraud_frame), spec)
+    split = split_holdout.fn(spec, batch=make_batch(fraud_frame))
 
-    fitted = fit_model.fn(split, spec)
+    fitted = fit_model.fn(spec, split=split)
 
     assert fitted.train_rows == len(split.train)
     assert fitted.estimator == "xgboost"
@@ -110,10 +110,10 @@ def test_an_unknown_estimator_param_raises_naming_it(
     project: Project, fraud_frame: pd.DataFrame, kind: str, param: str
 ) -> None:
     spec = load_spec("fraud", {"estimator.kind": kind, "estimator.params": {param: 3}})
-    split = split_holdout.fn(make_batch(fraud_frame), spec)
+    split = split_holdout.fn(spec, batch=make_batch(fraud_frame))
 
     with pytest.raises(SpecError, match=rf"estimator\.params\.{param}: \w+ has no such parameter") as raised:
-        fit_model.fn(split, spec)
+        fit_model.fn(spec, split=split)
     assert str(spec.spec_path) in str(raised.value)
 
 
@@ -122,16 +122,16 @@ def test_the_split_marks_the_held_out_rows_of_the_recent_window(project: Project
     source, window = generate(2000, seed=31), generate(600, seed=32)
     frame = pd.concat([source, window], ignore_index=True)
 
-    split = split_holdout.fn(make_batch(frame), spec, recent_rows=len(window))
+    split = split_holdout.fn(spec, batch=make_batch(frame), recent_rows=len(window))
 
     recent = split.holdout[split.recent_mask]
     assert _ids(recent) == _ids(split.holdout) & _ids(window)
     assert _ids(split.holdout[~split.recent_mask]) == _ids(split.holdout) & _ids(source)
     # The same rows split alone land on the same side: the recent rows are the window's own holdout.
-    assert _ids(recent) == _ids(split_holdout.fn(make_batch(window), spec).holdout)
+    assert _ids(recent) == _ids(split_holdout.fn(spec, batch=make_batch(window)).holdout)
 
 
 def test_a_split_without_a_window_marks_no_recent_rows(project: Project, fraud_frame: pd.DataFrame) -> None:
-    split = split_holdout.fn(make_batch(fraud_frame), load_spec("fraud"))
+    split = split_holdout.fn(load_spec("fraud"), batch=make_batch(fraud_frame))
 
     assert split.holdout_recent is None and not split.recent_mask.any()

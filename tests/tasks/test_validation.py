@@ -20,7 +20,7 @@ from tests.tasks.conftest import make_batch
 def test_a_clean_batch_passes_every_expectation(project: Project, fraud_frame: pd.DataFrame) -> None:
     spec = load_spec("fraud")
 
-    report = validate_batch.fn(make_batch(fraud_frame, "clean.parquet"), spec)
+    report = validate_batch.fn(spec, batch=make_batch(fraud_frame, "clean.parquet"))
 
     assert report.success, report.summary()
     entries = json.loads(spec.suite_path.read_text())["expectations"]
@@ -32,7 +32,7 @@ def test_a_clean_batch_passes_every_expectation(project: Project, fraud_frame: p
 def test_a_corrupt_batch_fails_naming_column_and_expectation(project: Project) -> None:
     frame = generate(600, seed=8, corrupt=True)
 
-    report = validate_batch.fn(make_batch(frame, "corrupt.parquet"), load_spec("fraud"))
+    report = validate_batch.fn(load_spec("fraud"), batch=make_batch(frame, "corrupt.parquet"))
 
     assert not report.success
     failed = {(outcome.column, outcome.expectation): outcome for outcome in report.failures}
@@ -50,7 +50,7 @@ def test_a_corrupt_batch_fails_naming_column_and_expectation(project: Project) -
 def test_a_batch_missing_a_declared_column_fails_without_raising(project: Project, fraud_frame: pd.DataFrame) -> None:
     frame = fraud_frame.drop(columns=["distance_km"])
 
-    report = validate_batch.fn(make_batch(frame, "short.parquet"), load_spec("fraud"))
+    report = validate_batch.fn(load_spec("fraud"), batch=make_batch(frame, "short.parquet"))
 
     assert not report.success
     failed = {(outcome.column, outcome.expectation) for outcome in report.failures}
@@ -73,7 +73,7 @@ def test_a_misspelled_expectation_type_raises_naming_the_entry(project: Project,
     _write_suite(project, json.dumps(suite))
 
     with pytest.raises(SpecError, match=r"expectations\[11\]") as raised:
-        validate_batch.fn(make_batch(fraud_frame), load_spec("fraud"))
+        validate_batch.fn(load_spec("fraud"), batch=make_batch(fraud_frame))
     assert str(path) in str(raised.value)
     assert "expect_column_values_to_be_betwen" in str(raised.value)
 
@@ -89,7 +89,7 @@ def test_a_suite_that_is_not_a_suite_raises_naming_the_file(
     path = _write_suite(project, text)
 
     with pytest.raises(SpecError) as raised:
-        validate_batch.fn(make_batch(fraud_frame), load_spec("fraud"))
+        validate_batch.fn(load_spec("fraud"), batch=make_batch(fraud_frame))
     assert str(path) in str(raised.value)
 
 
@@ -98,5 +98,5 @@ def test_a_missing_suite_raises_naming_the_file(project: Project, fraud_frame: p
     path.unlink()
 
     with pytest.raises(SpecError, match="not found") as raised:
-        validate_batch.fn(make_batch(fraud_frame), load_spec("fraud"))
+        validate_batch.fn(load_spec("fraud"), batch=make_batch(fraud_frame))
     assert str(path) in str(raised.value)

@@ -1,0 +1,66 @@
+"""Score models on the held-out rows: the challenger just fitted, and the champion on the same rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from driftline.errors import DriftlineError
+from driftline.loop import modeling, store
+from driftline.loop.modeling import Metrics, Predictions, Split
+from driftline.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from driftline.registry import Champion, Registry
+
+
+@dataclass(frozen=True)
+class ChampionScore:
+    """The champion's metrics on the challenger's holdout, or why it could not be scored."""
+
+    version: str | None
+    metrics: Metrics | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HoldoutScores:
+    """Both models on every held-out row: predictions for the gate's bootstrap, metrics for the record."""
+
+    challenger: Predictions
+    metrics: Metrics
+    champion: ChampionScore
+    champion_predictions: Predictions | None = None
+
+
+def champion_metrics(
+    registry: Registry, champion: Champion | None, rows: pd.DataFrame, spec: ModelSpec
+) -> ChampionScore:
+    """Load the champion from the model store and score it on ``rows``."""
+    if champion is None:
+        return ChampionScore(version=None, metrics=None)
+    model = store.load(registry.version(spec.name, champion.version).tag)
+    try:
+        return ChampionScore(champion.version, modeling.evaluate(model, rows, spec))
+    except (KeyError, ValueError, DriftlineError) as error:
+        return ChampionScore(champion.version, None, f"{type(error).__name__}: {error}")
+
+
+def score_holdout(
+    registry: Registry, model: Any, champion: Champion | None, split: Split, spec: ModelSpec
+) -> HoldoutScores:
+    """Predict with the challenger and the champion on the same held-out rows (fixed and recent), once each."""
+    challenger = modeling.predict(model, split.holdout, spec)
+    metrics = modeling.score(challenger, spec.metric.name)
+    if champion is None:
+        return HoldoutScores(challenger, metrics, ChampionScore(None, None))
+    tag = registry.version(spec.name, champion.version).tag
+    try:
+        predictions = modeling.predict(store.load(tag), split.holdout, spec)
+    except (KeyError, ValueError, DriftlineError) as error:
+        failed = ChampionScore(champion.version, None, f"{type(error).__name__}: {error}")
+        return HoldoutScores(challenger, metrics, failed)
+    scored = ChampionScore(champion.version, modeling.score(predictions, spec.metric.name))
+    return HoldoutScores(challenger, metrics, scored, predictions)

@@ -1,0 +1,42 @@
+"""The statuses and decisions the registry stores, as StrEnums: the monitor, the retrain flow and the train flow
+write them, the views and the policy read them. Stored as their text, so existing registries read unchanged."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BatchStatus(StrEnum):
+    """Where a monitored batch (or traffic window) stands in the registry."""
+
+    PROCESSING = "processing"  # claimed by a monitor run
+    ACCEPTED = "accepted"  # validated and scored
+    WINDOW = "window"  # a scored live-traffic window (fingerprint window:<version>:<start>)
+    QUARANTINED = "quarantined"  # failed validation; kept in quarantine
+    REPLAYED = "replayed"  # released by `driftline replay`: the next claim takes it
+
+
+# A claim in one of these states can be taken over: a crashed run's (once stale), or a replayed batch.
+RECLAIMABLE = (BatchStatus.PROCESSING, BatchStatus.REPLAYED)
+# Batches and windows whose drift was scored: what the policy and the drift views read.
+SCORED = (BatchStatus.ACCEPTED, BatchStatus.WINDOW)
+
+
+class Decision(StrEnum):
+    """What the monitor and the retrain flow decided about a model, as the registry records it."""
+
+    # the monitor's drift policy, on the newest batch or traffic window
+    RETRAIN_REQUESTED = "retrain_requested"
+    NO_DRIFT = "no_drift"
+    BELOW_POLICY = "drift_below_policy"
+    UNDECIDED = "drift_undecided"
+    # the retrain flow: skipped, started, and how its training run ended
+    SKIPPED_COOLDOWN = "skipped_cooldown"
+    SKIPPED_DUPLICATE = "skipped_duplicate"
+    RETRAIN_STARTED = "retrain_started"
+    RETRAIN_PROMOTED = "retrain_promoted"
+    RETRAIN_UNCHANGED = "retrain_unchanged"
+    RETRAIN_NOT_BETTER = "retrain_not_better"
+    RETRAIN_REJECTED = "retrain_rejected"
+    # a window batch that failed validation at train time
+    WINDOW_BATCH_QUARANTINED = "window_batch_quarantined"
