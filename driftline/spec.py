@@ -190,7 +190,7 @@ class Drift(_Strict):
 
     The default effect size 0.025 is the Hellinger distance of a 0.07-standard-deviation mean shift or of a 3-point
     change in one of four equal categories' shares: a 0.2 sd shift (0.071) is flagged in 20 of 20 batches from
-    2,000 rows up, a 0.02 sd shift (0.007) never, however large the batch (tests/tasks/test_drift_calibration.py).
+    2,000 rows up, a 0.02 sd shift (0.007) never, however large the batch (tests/monitoring/test_drift_calibration.py).
     """
 
     method: Literal["hellinger"] = "hellinger"

@@ -140,7 +140,7 @@ def reject(
     if decision.pages:
         logger.warning("%s: challenger rejected (%s): %s", spec.name, decision.outcome, decision.reason)
         notify_model_rejected(spec, decision, champion, packaged)
-    elif decision.outcome == "unchanged":
+    elif decision.outcome == Outcome.UNCHANGED:
         logger.info("%s: %s", spec.name, decision.reason)
     else:
         # Not significantly better is the gate working, not something for on-call: no driftline.model.rejected.

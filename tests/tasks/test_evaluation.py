@@ -19,8 +19,7 @@ from driftline.registry import Champion, open_registry
 from driftline.spec import load_spec, parse_spec
 from tasks.evaluation import evaluate_champion, evaluate_model, score_holdout
 from tasks.training import fit_model, split_holdout
-from tests.conftest import Project, make_lineage
-from tests.tasks.conftest import Trained, make_batch
+from tests.conftest import Project, Trained, make_batch, make_lineage
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,7 @@ from driftline.registry import Champion, open_registry
 from driftline.spec import ModelSpec, load_spec, parse_spec
 from tasks.gate import check_unchanged, decide_promotion
 from tasks.training import fit_model, split_holdout
-from tests.conftest import Project, make_lineage
-from tests.tasks.conftest import make_batch
+from tests.conftest import Project, make_batch, make_lineage
 
 DIGEST = "d" * 64
 

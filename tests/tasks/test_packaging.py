@@ -9,8 +9,7 @@ import numpy as np
 from driftline import libs
 from driftline.loop import store
 from tasks.packaging import package_model
-from tests.conftest import Project
-from tests.tasks.conftest import Trained
+from tests.conftest import Project, Trained
 
 
 def test_package_model_saves_labels_lineage_and_schema(project: Project, trained_fraud: Trained) -> None:

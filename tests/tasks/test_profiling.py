@@ -8,8 +8,7 @@ import pandas as pd
 from driftline.loop.profiles import read_profile
 from driftline.spec import load_spec
 from tasks.profiling import profile_batch
-from tests.conftest import Project
-from tests.tasks.conftest import make_batch
+from tests.conftest import Project, make_batch
 
 
 def test_profile_is_stored_under_the_fingerprint_and_covers_the_spec(

@@ -10,8 +10,7 @@ from driftline.errors import SpecError, TrainingError
 from driftline.examples.fraud import generate
 from driftline.spec import load_spec
 from tasks.training import fit_model, split_holdout
-from tests.conftest import Project
-from tests.tasks.conftest import make_batch
+from tests.conftest import Project, make_batch
 
 
 def _ids(frame: pd.DataFrame) -> set[str]:

@@ -13,8 +13,7 @@ from driftline.examples.fraud import generate
 from driftline.loop.validation import suite_digest
 from driftline.spec import load_spec
 from tasks.validation import validate_batch
-from tests.conftest import Project
-from tests.tasks.conftest import make_batch
+from tests.conftest import Project, make_batch
 
 
 def test_a_clean_batch_passes_every_expectation(project: Project, fraud_frame: pd.DataFrame) -> None:

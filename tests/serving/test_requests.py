@@ -102,7 +102,7 @@ def test_the_schema_of_a_model_saved_by_the_old_layout_parses() -> None:
 
     from driftline.examples.fraud import generate
 
-    fixtures = Path(__file__).parent / "fixtures"
+    fixtures = Path(__file__).parents[1] / "fixtures"
     tag = json.loads((fixtures / "legacy-fraud.json").read_text())["tag"]
     try:
         saved = bentoml.models.get(tag)

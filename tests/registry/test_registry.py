@@ -18,8 +18,7 @@ from driftline.monitoring.drift import ColumnDrift, DriftReport
 from driftline.registry import BatchStatus, Champion, LedgerEntry, Registry, open_registry
 from driftline.spec import load_spec
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
-from tests.conftest import REPO, Project, make_lineage
-from tests.tasks.conftest import Trained
+from tests.conftest import REPO, Project, Trained, make_lineage
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MODEL = "fraud"

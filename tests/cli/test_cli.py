@@ -97,7 +97,7 @@ def test_every_command_reports_errors_the_same_way_from_either_entry_point(proje
 
 
 def test_check_validates_spec_and_suite(project: Project) -> None:
-    # The data side of `check` is tested in tests/test_check.py; --no-data checks the spec and suite alone.
+    # The data side of `check` is tested in tests/cli/test_check.py; --no-data checks the spec and suite alone.
     result = runner.invoke(app, ["check", "fraud", "--no-data"])
     assert result.exit_code == 0, result.output
     assert "22 expectations" in result.output and "data: not read (--no-data)" in result.output
