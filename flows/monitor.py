@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 
 from driftline.errors import DataValidationError
 from driftline.loop.data import Batch
+from driftline.loop.statuses import BatchStatus
 from driftline.monitoring.batches import BatchOutcome, Scored
 from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.traffic import TrafficWindow
@@ -79,7 +80,7 @@ def monitor(model: str) -> list[BatchOutcome]:
             notify_validation_failed(spec, rejected, champion)
             record_quarantined(spec, rejected=rejected, flow_run_id=run_id)
             failures.append(rejected.message)
-            outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "quarantined"))
+            outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, BatchStatus.QUARANTINED))
             continue
         predictor = predictor if predictor is not None else load_model(spec, version=champion.version)
         outcomes.append(score_batch(spec, batch, champion.version, predictor, reference, run_id))
