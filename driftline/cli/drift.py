@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: JsonFlag = False) -> None:
     """Show the drift verdicts of MODEL's latest monitored batch or traffic window, with the report path."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from driftline.registry import SCORED, BatchStatus, open_registry
@@ -48,24 +49,24 @@ def drift(model: Annotated[str, typer.Argument(help="model name")], as_json: Jso
         )
         return
     what = latest.origin if latest.status == BatchStatus.ACCEPTED else f"traffic {latest.fingerprint}"
-    table = Table(title=f"{model}: {what} vs version {latest.champion_version}", title_justify="left")
+    table = Table(title=escape(f"{model}: {what} vs version {latest.champion_version}"), title_justify="left")
     for name in ("column", "role", "kind", "score", "noise floor", "threshold", "status"):
         table.add_column(name, overflow="fold")
     colour = {"drift": "red", "unscorable": "yellow", "insufficient_data": "yellow", "ok": "green"}
     for column in sorted(columns, key=lambda c: (c["status"] == "ok", -(c["score"] or 0.0))):
         table.add_row(
-            column["column"],
+            escape(column["column"]),
             column["role"],
             column["kind"],
             "n/a" if column["score"] is None else f"{column['score']:.4f}",
             "n/a" if column["floor"] is None else f"{column['floor']:.4f}",
             "n/a" if column["threshold"] is None else f"{column['threshold']:.4f}",
             f"[{colour.get(column['status'], 'white')}]{column['status']}[/]"
-            + (f" ({column['note']})" if column["note"] else ""),
+            + (f" ({escape(column['note'])})" if column["note"] else ""),
         )
     console = Console()
     console.print(table)
-    console.print(f"report: {latest.report_path}")
+    console.print(f"report: {escape(str(latest.report_path))}")
 
 
 def _drift_column(column: ColumnDrift, legacy: bool) -> dict[str, Any]:

@@ -15,6 +15,7 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
     from dataclasses import asdict
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from driftline.registry import open_registry
@@ -49,10 +50,11 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
     console = Console()
     if champion:
         console.print(
-            f"[bold]{model}[/]: champion [green]{champion.version}[/] since {champion.since:%Y-%m-%d %H:%M:%S} UTC"
+            f"[bold]{escape(model)}[/]: champion [green]{escape(champion.version)}[/] "
+            f"since {champion.since:%Y-%m-%d %H:%M:%S} UTC"
         )
     else:
-        console.print(f"[bold]{model}[/]: no champion yet (run `driftline train {model}`)")
+        console.print(f"[bold]{escape(model)}[/]: no champion yet (run `driftline train {escape(model)}`)")
     table = Table(title="versions", title_justify="left")
     for column in ("version", "created (UTC)", "metric", "rows", "data", "champion"):
         table.add_column(column, overflow="fold")
@@ -60,7 +62,7 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
         lineage = record.lineage
         gate = lineage.gate
         table.add_row(
-            record.version,
+            escape(record.version),
             f"{record.created_at:%Y-%m-%d %H:%M:%S}",
             f"{gate.get('metric')} " + ("n/a" if gate.get("challenger") is None else f"{gate['challenger']:.4f}"),
             str(lineage.rows),
@@ -76,13 +78,15 @@ def status(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
         outcome = decision.evidence.get("outcome") or ("accepted" if decision.accepted else "rejected")
         color = "green" if outcome == "accepted" else "yellow" if outcome in ("not_better", "unchanged") else "red"
         verdict = f"[{color}]{outcome.replace('_', ' ')}[/]"
-        gates.add_row(f"{decision.at:%Y-%m-%d %H:%M:%S}", verdict, decision.reason)
+        gates.add_row(f"{decision.at:%Y-%m-%d %H:%M:%S}", verdict, escape(decision.reason))
     console.print(gates)
     watch = Table(title="last monitor and retrain decisions", title_justify="left")
     for column in ("when (UTC)", "decision", "batch", "reason"):
         watch.add_column(column, overflow="fold")
     for item in monitor_decisions:
-        watch.add_row(f"{item.at:%Y-%m-%d %H:%M:%S}", item.decision, (item.fingerprint or "")[:12], item.reason)
+        watch.add_row(
+            f"{item.at:%Y-%m-%d %H:%M:%S}", item.decision, escape((item.fingerprint or "")[:12]), escape(item.reason)
+        )
     console.print(watch)
 
 
@@ -91,6 +95,7 @@ def ledger(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
     from dataclasses import asdict
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from driftline.registry import open_registry
@@ -99,7 +104,7 @@ def ledger(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
     if as_json:
         print_json([asdict(entry) for entry in entries])
         return
-    table = Table(title=f"{model} ledger", title_justify="left")
+    table = Table(title=f"{escape(model)} ledger", title_justify="left")
     for column in ("#", "when (UTC)", "action", "from", "to", "actor", "reason"):
         table.add_column(column, overflow="fold")
     for entry in entries:
@@ -107,10 +112,10 @@ def ledger(model: Annotated[str, typer.Argument(help="model name")], as_json: Js
             str(entry.id),
             f"{entry.at:%Y-%m-%d %H:%M:%S}",
             entry.action,
-            entry.from_version or "-",
-            entry.to_version,
-            entry.actor,
-            entry.reason,
+            escape(entry.from_version or "-"),
+            escape(entry.to_version),
+            escape(entry.actor),
+            escape(entry.reason),
         )
     Console().print(table)
 

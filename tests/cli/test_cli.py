@@ -67,6 +67,21 @@ def test_status_shows_each_gate_decisions_outcome(project: Project) -> None:
     assert "the unservable reason" in rows["unservable"]
 
 
+def test_names_and_reasons_are_shown_as_written_not_read_as_markup(project: Project) -> None:
+    registry = open_registry()
+    registry.record_version("fraud", "v[/x]", "fraud:v[/x]", make_lineage("fraud", "v[/x]"))
+    registry.promote("fraud", "v[/x]", None, actor="[bold]mallory", reason="see [red]this[/red]", evidence={})
+    registry.record_gate("fraud", True, "roc_auc [/] 0.91", {}, "run-1")
+
+    status = runner.invoke(app, ["status", "fraud"], env={"COLUMNS": "200"})
+    ledger = runner.invoke(app, ["ledger", "fraud"], env={"COLUMNS": "200"})
+
+    assert status.exit_code == 0, status.output
+    assert "champion v[/x]" in status.output and "roc_auc [/] 0.91" in status.output
+    assert ledger.exit_code == 0, ledger.output
+    assert "[bold]mallory" in ledger.output and "see [red]this[/red]" in ledger.output
+
+
 def test_status_without_champion_says_what_to_run(project: Project) -> None:
     result = runner.invoke(app, ["status", "fraud"])
     assert result.exit_code == 0
