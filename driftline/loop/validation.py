@@ -146,8 +146,21 @@ def _batch_definition() -> Any:
     return source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
 
 
-def _observed(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
+def _observed(
+    result: dict[str, Any],
+    exception: dict[str, Any] | None,
+    frame: pd.DataFrame,
+    kwargs: dict[str, Any],
+    success: bool,
+) -> str:
+    """What the data showed, in plain words: GX's own wording only where no plainer one applies."""
+    column = kwargs.get("column")
+    if isinstance(column, str) and column not in frame.columns:
+        return "the column is missing"  # GX says "failed: ok" or that BatchData lacks it, once per expectation
     if exception and exception.get("raised_exception"):
+        if isinstance(column, str) and _numeric_bound(kwargs) and not pd.api.types.is_numeric_dtype(frame[column]):
+            examples = list(dict.fromkeys(map(str, frame[column].dropna().head(50))))[:3]
+            return f"text where a number is expected (dtype {frame[column].dtype}, e.g. {examples})"
         return f"error: {str(exception.get('exception_message', '')).strip()}"
     if "unexpected_count" in result:
         count = result.get("unexpected_count") or 0
@@ -157,7 +170,15 @@ def _observed(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
         return f"{count} of {total} values unexpected, e.g. {examples}"
     if "observed_value" in result:
         return f"observed {result['observed_value']!r}"
-    return "ok" if not result else json.dumps(result, default=str)[:200]
+    if not result:
+        return "ok" if success else "failed, with no detail from Great Expectations"
+    return json.dumps(result, default=str)[:200]
+
+
+def _numeric_bound(kwargs: dict[str, Any]) -> bool:
+    """Whether the expectation compares values with a number (min_value/max_value and the like)."""
+    bounds = [value for key, value in kwargs.items() if key.endswith("_value") or key in ("min_value", "max_value")]
+    return any(isinstance(value, int | float) and not isinstance(value, bool) for value in bounds)
 
 
 def validate(batch: Batch, spec: ModelSpec) -> ValidationReport:
@@ -187,7 +208,7 @@ def validate(batch: Batch, spec: ModelSpec) -> ValidationReport:
                 expectation=config.type,
                 column=kwargs.get("column"),
                 success=bool(item.success),
-                observed=_observed(item.result or {}, exception),
+                observed=_observed(item.result or {}, exception, batch.frame, kwargs, bool(item.success)),
                 kwargs=json.loads(json.dumps(kwargs, default=str)),
             )
         )

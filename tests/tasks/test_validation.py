@@ -56,6 +56,19 @@ def test_a_batch_missing_a_declared_column_fails_without_raising(project: Projec
     assert ("distance_km", "driftline_column_declared_in_spec_exists") in failed
     assert ("distance_km", "expect_column_to_exist") in failed
     assert {column for column, _ in failed} == {"distance_km"}
+    assert "failed: ok" not in report.summary()
+    assert all(o.observed.startswith(("column missing", "the column is missing")) for o in report.failures)
+
+
+def test_text_where_a_number_is_expected_is_said_in_plain_words(project: Project, fraud_frame: pd.DataFrame) -> None:
+    frame = fraud_frame.assign(amount=fraud_frame["amount"].astype(str))
+
+    report = validate_batch.fn(load_spec("fraud"), batch=make_batch(frame, "text.parquet"))
+
+    (failure,) = report.failures
+    assert (failure.column, failure.expectation) == ("amount", "expect_column_values_to_be_between")
+    assert failure.observed.startswith("text where a number is expected")
+    assert "must either be None or of the same type" not in report.summary()
 
 
 def _write_suite(project: Project, text: str) -> Path:
