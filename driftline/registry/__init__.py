@@ -18,8 +18,11 @@ Reads are typed: a version's lineage is a :class:`~driftline.loop.lineage.Lineag
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -59,6 +62,34 @@ __all__ = [
     "open_registry",
 ]
 
+F = TypeVar("F", bound=Callable[..., Any])
+# A locked database (another writer holds SQLite's lock past its 5 s busy timeout; a PostgreSQL lock or deadlock) is
+# tried again after these pauses: each attempt's transaction rolled back, so nothing is written twice.
+LOCK_RETRY_SECONDS = (0.5, 2.0)
+_LOCKED = ("database is locked", "database table is locked", "lock timeout", "could not obtain lock", "deadlock")
+
+
+def _guarded(operation: str) -> Callable[[F], F]:
+    """Turn a database failure into a StoreError naming the registry and the operation; retry a lock, briefly."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def guarded(self: Registry, *args: Any, **kwargs: Any) -> Any:
+            for pause in (*LOCK_RETRY_SECONDS, None):
+                try:
+                    return method(self, *args, **kwargs)
+                except sa.exc.OperationalError as error:
+                    if pause is None or not any(word in str(error.orig).lower() for word in _LOCKED):
+                        raise self.failed(operation, error) from None
+                    time.sleep(pause)
+                except sa.exc.SQLAlchemyError as error:
+                    raise self.failed(operation, error) from None
+            raise AssertionError("unreachable")  # the last attempt returns or raises
+
+        return cast(F, guarded)
+
+    return decorate
+
 
 class Registry:
     """Champion pointers, versions, gate decisions, the promotion ledger, batches and leases in one SQL database."""
@@ -83,34 +114,48 @@ class Registry:
     def close(self) -> None:
         self.engine.dispose()
 
+    def failed(self, operation: str, error: sa.exc.SQLAlchemyError) -> StoreError:
+        """The error for a database failure: the registry, the operation, and the database's own first line."""
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        locked = any(word in reason.lower() for word in _LOCKED)
+        hint = "; another process holds the database's lock, try again" if locked else ""
+        return StoreError(f"registry {self.safe_url}: cannot {operation}: {reason}{hint} (nothing was written)")
+
     # -- versions, champions, the ledger, gate decisions ---------------------------------------------------------
 
+    @_guarded("read the champion")
     def champion(self, model: str) -> Champion | None:
         """The model's champion; None before its first promotion."""
         return self._models.champion(model)
 
+    @_guarded("record a version")
     def record_version(self, model: str, version: str, tag: str, lineage: Lineage) -> None:
         """Record a packaged version and its lineage."""
         self._models.record_version(model, version, tag, lineage)
 
+    @_guarded("read the versions")
     def versions(self, model: str) -> list[VersionRecord]:
         """Every recorded version of the model, newest first."""
         return self._models.versions(model)
 
+    @_guarded("read a version")
     def version(self, model: str, version: str) -> VersionRecord:
         """One version; a StoreError naming the known versions if there is no such version."""
         return self._models.version(model, version)
 
+    @_guarded("record a gate decision")
     def record_gate(
         self, model: str, accepted: bool, reason: str, evidence: dict[str, Any], flow_run_id: str | None
     ) -> None:
         """Append a gate decision and its evidence."""
         self._models.record_gate(model, accepted, reason, evidence, flow_run_id)
 
+    @_guarded("read gate decisions")
     def gate_decisions(self, model: str, limit: int = 10) -> list[GateRecord]:
         """The model's last gate decisions, newest first."""
         return self._models.gate_decisions(model, limit)
 
+    @_guarded("promote")
     def promote(
         self,
         model: str,
@@ -138,12 +183,14 @@ class Registry:
             action=action,
         )
 
+    @_guarded("read the ledger")
     def ledger(self, model: str) -> list[LedgerEntry]:
         """Every promotion and rollback of the model, oldest first."""
         return self._models.ledger(model)
 
     # -- monitored batches and decisions -------------------------------------------------------------------------
 
+    @_guarded("claim a batch")
     def claim_batch(self, model: str, fingerprint: str, origin: str, stale_after_s: float = 3600.0) -> bool:
         """Claim a batch for processing; False if it was processed, or is being processed, by another run.
 
@@ -152,24 +199,29 @@ class Registry:
         """
         return self._batches.claim(model, fingerprint, origin, stale_after_s)
 
+    @_guarded("release a batch")
     def release_batch(self, model: str, fingerprint: str) -> bool:
         """Let a quarantined batch be claimed again (after a replay); False if it is not quarantined here."""
         return self._batches.release(model, fingerprint)
 
+    @_guarded("record a batch's outcome")
     def finish_batch(self, model: str, fingerprint: str, **values: Any) -> None:
         """Record the outcome of a claimed batch: ``status`` (a BatchStatus), ``drift`` (a DriftReport), paths..."""
         self._batches.finish(model, fingerprint, values)
 
+    @_guarded("read a batch")
     def batch(self, model: str, fingerprint: str) -> BatchRecord | None:
         """One batch or traffic window by its fingerprint; None if it was never claimed."""
         return self._batches.get(model, fingerprint)
 
+    @_guarded("read batches")
     def batches(
         self, model: str, status: BatchStatus | tuple[BatchStatus, ...] | None = None, limit: int | None = None
     ) -> list[BatchRecord]:
         """Batches (and scored traffic windows) of a model, newest first."""
         return self._batches.find(model, status, limit)
 
+    @_guarded("record a decision")
     def record_decision(
         self,
         model: str,
@@ -181,20 +233,24 @@ class Registry:
         """Append a monitor or retrain decision."""
         return self._batches.record_decision(model, decision, reason, fingerprint, flow_run_id)
 
+    @_guarded("read decisions")
     def decisions(self, model: str, limit: int = 20, decision: Decision | None = None) -> list[MonitorDecision]:
         """Monitor and retrain decisions of a model (only ``decision`` if given), newest first."""
         return self._batches.decisions(model, limit, decision)
 
     # -- leases ------------------------------------------------------------------------------------------------
 
+    @_guarded("take a lease")
     def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
         """Take the lease ``name`` for ``holder``; None if someone else holds an unexpired one."""
         return self._leases.acquire(name, holder, ttl_s)
 
+    @_guarded("release a lease")
     def release(self, name: str, holder: str) -> None:
         """Give the lease back; nothing happens if ``holder`` does not hold it."""
         self._leases.release(name, holder)
 
+    @_guarded("read a lease")
     def lease(self, name: str) -> Lease | None:
         """The lease ``name`` as held now (possibly expired); None if nobody holds it."""
         return self._leases.get(name)

@@ -452,3 +452,39 @@ def test_typed_reads_on_postgresql(postgres_url: str) -> None:
         assert decision.decision is Decision.RETRAIN_REQUESTED and decision.at.tzinfo is not None
     finally:
         registry.close()
+
+
+def test_a_read_only_registry_is_an_error_naming_it_and_the_operation(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    Registry(f"sqlite:///{path}").close()  # the tables exist; now open it read-only
+    registry = Registry(f"sqlite:///file:{path}?mode=ro&uri=true")
+
+    with pytest.raises(
+        StoreError, match=r"registry sqlite:///file.*registry\.db.*: cannot record a version: "
+    ) as raised:
+        registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1"))
+
+    assert "readonly" in str(raised.value) and "nothing was written" in str(raised.value)
+    assert registry.versions("fraud") == []  # reads still work
+
+
+def test_a_locked_registry_is_retried_briefly_then_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+    import threading
+
+    from driftline import registry as registry_module
+
+    path = tmp_path / "registry.db"
+    registry = Registry(f"sqlite:///{path}?timeout=0.1")  # SQLite's own wait for the lock, shortened for the test
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(registry_module, "LOCK_RETRY_SECONDS", (0.05, 0.05))
+
+    with pytest.raises(StoreError, match="cannot record a version: database is locked; another process holds"):
+        registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1"))
+
+    monkeypatch.setattr(registry_module, "LOCK_RETRY_SECONDS", (0.5,))
+    threading.Timer(0.2, lambda: holder.execute("COMMIT")).start()  # the other writer finishes during the retry
+    registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1"))
+    holder.close()
+    assert [v.version for v in registry.versions("fraud")] == ["v1"]
