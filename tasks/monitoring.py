@@ -23,8 +23,8 @@ from tasks.options import FILES, MODEL_STORE, REGISTRY, run_logger, step
 
 @step("find-new-batches", FILES)
 def find_new_batches(spec: ModelSpec) -> list[str]:
-    """List the files waiting in the model's landing location, oldest name first."""
-    return data.expand(spec.landing)
+    """List the files waiting in the model's landing location, oldest name first (uploads in progress wait)."""
+    return data.landed(spec.landing)
 
 
 @step("find-traffic-windows", FILES)

@@ -102,6 +102,20 @@ def expand(location: str) -> list[str]:
     return [fs.unstrip_protocol(path) for path in files]
 
 
+# Names an upload in progress carries by convention (rsync, browsers, most copy tools write to these first, then
+# rename); hidden files are never batches.
+IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+
+
+def landed(location: str) -> list[str]:
+    """The files in a landing location that are ready to be read: not hidden, not an upload still in progress."""
+    return [path for path in expand(location) if not _in_progress(path.rsplit("/", 1)[-1])]
+
+
+def _in_progress(name: str) -> bool:
+    return name.startswith(".") or name.lower().endswith(IN_PROGRESS_SUFFIXES)
+
+
 def load_source(spec: ModelSpec, location: str | None = None) -> list[Batch]:
     """Load every batch of the spec's source (or of ``location``, which replaces a file source for one run)."""
     source = spec.source if location is None else Source(path=location, format=spec.source.format)

@@ -361,3 +361,19 @@ def test_archiving_a_redelivered_duplicate_never_replaces_the_earlier_one(projec
     (first, first_bytes), (second, second_bytes) = kept
     assert first != second and first.parent == second.parent
     assert first.read_bytes() == first_bytes and second.read_bytes() == second_bytes
+
+
+def test_uploads_in_progress_and_hidden_files_wait_in_the_landing_area(project: Project) -> None:
+    from tasks.monitoring import find_new_batches
+
+    spec = load_spec("fraud")
+    landing = Path(spec.landing).parent
+    landing.mkdir(parents=True, exist_ok=True)
+    names = ["b.parquet", "a.parquet", "c.parquet.tmp", "d.parquet.part", "e.PART", ".f.parquet", "g.csv.partial"]
+    for name in names:
+        (landing / name).write_bytes(b"x")
+
+    found = find_new_batches.fn(spec)
+
+    assert [Path(path).name for path in found] == ["a.parquet", "b.parquet"]
+    assert all((landing / name).exists() for name in names)  # nothing moved: they are read once complete
