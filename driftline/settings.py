@@ -119,3 +119,22 @@ def quiet_telemetry() -> None:
     """Turn the libraries' usage telemetry off unless the user has set the variables themselves."""
     for name, value in TELEMETRY_OFF.items():
         os.environ.setdefault(name, value)
+
+
+TEST_PAUSE_VARIABLE = "DRIFTLINE_TEST_PAUSE_AT"
+
+
+def pause_at(point: str) -> None:
+    """Hold the process here for good when ``DRIFTLINE_TEST_PAUSE_AT`` names this point.
+
+    Reliability tests set it to stop a run at a known step (say, ``monitor.claimed``), kill its process group and check
+    what the next run finds. Unset — always, outside those tests — it costs one environment lookup.
+    """
+    if os.environ.get(TEST_PAUSE_VARIABLE) != point:
+        return
+    import sys
+    import time
+
+    print(f"driftline: paused at {point}", file=sys.stderr, flush=True)
+    while True:
+        time.sleep(3600)
