@@ -38,7 +38,7 @@ def find_traffic_windows(spec: ModelSpec) -> list[TrafficWindow]:
 @step("claim-window", REGISTRY)
 def claim_window(spec: ModelSpec, *, window: TrafficWindow) -> bool:
     """Claim a traffic window by its key; False if another monitor run has it."""
-    return open_registry().claim_batch(spec.name, window.key, window.folder)
+    return bool(open_registry().claim_batch(spec.name, window.key, window.folder))
 
 
 @step("merge-window", FILES)
@@ -50,7 +50,7 @@ def merge_window(spec: ModelSpec, *, window: TrafficWindow) -> ProfileRecord:
 @step("claim-batch", REGISTRY)
 def claim_batch(spec: ModelSpec, *, batch: Batch) -> bool:
     """Claim a batch by its fingerprint; False if this content was processed (or is being processed) already."""
-    return open_registry().claim_batch(spec.name, batch.fingerprint, batch.origin)
+    return bool(open_registry().claim_batch(spec.name, batch.fingerprint, batch.origin))
 
 
 @step("archive-batch")

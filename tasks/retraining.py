@@ -8,7 +8,7 @@ from driftline.loop.training import TrainOutcome
 from driftline.monitoring import retraining
 from driftline.monitoring.policy import PolicyDecision
 from driftline.monitoring.retraining import RetrainOutcome, RetrainStart
-from driftline.registry import open_registry
+from driftline.registry import holder_for, open_registry
 from driftline.spec import ModelSpec
 from tasks.options import REGISTRY, step
 
@@ -16,14 +16,15 @@ from tasks.options import REGISTRY, step
 # No retries on writes that append or take a lease: a retried success would be recorded twice.
 @step("take-retrain-lease")
 def take_retrain_lease(spec: ModelSpec, *, holder: str) -> PolicyDecision | None:
-    """Take the model's retrain lease; the ``skipped_duplicate`` decision if another run holds it."""
-    return retraining.take_lease(open_registry(), spec, holder)
+    """Take the model's retrain lease for run ``holder`` in this process; ``skipped_duplicate`` if another live run
+    holds it. Held as ``host:pid:run``: a lease whose process died on this host is taken over, not waited out."""
+    return retraining.take_lease(open_registry(), spec, holder_for(holder))
 
 
 @step("release-retrain-lease", REGISTRY)
 def release_retrain_lease(spec: ModelSpec, *, holder: str) -> None:
     """Give the model's retrain lease back."""
-    retraining.release_lease(open_registry(), spec, holder)
+    retraining.release_lease(open_registry(), spec, holder_for(holder))
 
 
 @step("start-retrain")

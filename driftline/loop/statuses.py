@@ -14,10 +14,13 @@ class BatchStatus(StrEnum):
     WINDOW = "window"  # a scored live-traffic window (fingerprint window:<version>:<start>)
     QUARANTINED = "quarantined"  # failed validation; kept in quarantine
     REPLAYED = "replayed"  # released by `driftline replay`: the next claim takes it
+    RELEASED = "released"  # a transient failure gave the claim back; the file is back in landing, the next run retries
 
 
-# A claim in one of these states can be taken over: a crashed run's (once stale), or a replayed batch.
-RECLAIMABLE = (BatchStatus.PROCESSING, BatchStatus.REPLAYED)
+# A claim in one of these states can be taken (a processing one only once its holder died or its lease expired).
+RECLAIMABLE = (BatchStatus.PROCESSING, BatchStatus.REPLAYED, BatchStatus.RELEASED)
+# A batch in one of these states is done: the same content arriving again is a duplicate.
+DONE = (BatchStatus.ACCEPTED, BatchStatus.QUARANTINED, BatchStatus.WINDOW)
 # Batches and windows whose drift was scored: what the policy and the drift views read.
 SCORED = (BatchStatus.ACCEPTED, BatchStatus.WINDOW)
 

@@ -9,8 +9,9 @@ One facade, :class:`Registry`, over the modules that do the work:
 - :mod:`~driftline.registry.schema`: the tables;
 - :mod:`~driftline.registry.records`: the typed records it returns and the batch statuses;
 - :mod:`~driftline.registry.models`: versions and lineage, champions, promotion, the ledger, gate decisions;
-- :mod:`~driftline.registry.batches`: batch claims and outcomes, monitor and retrain decisions;
-- :mod:`~driftline.registry.leases`: leases.
+- :mod:`~driftline.registry.batches`: batch claims (leases on a fingerprint) and outcomes, monitor and retrain
+  decisions;
+- :mod:`~driftline.registry.leases`: leases, their holders (``host:pid:flow-run``) and a background renewer.
 
 Reads are typed: a version's lineage is a :class:`~driftline.loop.lineage.Lineage`, a batch's drift a
 :class:`~driftline.monitoring.drift.DriftReport`, statuses and decisions are StrEnums.
@@ -31,7 +32,7 @@ from driftline.loop.lineage import Lineage
 from driftline.loop.statuses import Decision
 from driftline.registry import schema
 from driftline.registry.batches import BatchRecords
-from driftline.registry.leases import Leases
+from driftline.registry.leases import Leases, Renewer, holder_dead, holder_for
 from driftline.registry.models import ModelRecords
 from driftline.registry.records import (
     RECLAIMABLE,
@@ -39,6 +40,8 @@ from driftline.registry.records import (
     BatchRecord,
     BatchStatus,
     Champion,
+    Claim,
+    ClaimOutcome,
     GateRecord,
     Lease,
     LedgerEntry,
@@ -52,13 +55,18 @@ __all__ = [
     "BatchRecord",
     "BatchStatus",
     "Champion",
+    "Claim",
+    "ClaimOutcome",
     "Decision",
     "GateRecord",
     "Lease",
     "LedgerEntry",
     "MonitorDecision",
     "Registry",
+    "Renewer",
     "VersionRecord",
+    "holder_dead",
+    "holder_for",
     "open_registry",
 ]
 
@@ -66,6 +74,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # A locked database (another writer holds SQLite's lock past its 5 s busy timeout; a PostgreSQL lock or deadlock) is
 # tried again after these pauses: each attempt's transaction rolled back, so nothing is written twice.
 LOCK_RETRY_SECONDS = (0.5, 2.0)
+# A batch claim's lease: renewed every third of it while the work goes on, so a run that stalls or dies loses it
+# within two minutes (a dead holder on this host loses it at once).
+CLAIM_TTL_S = 120.0
 _LOCKED = ("database is locked", "database table is locked", "lock timeout", "could not obtain lock", "deadlock")
 
 
@@ -191,13 +202,26 @@ class Registry:
     # -- monitored batches and decisions -------------------------------------------------------------------------
 
     @_guarded("claim a batch")
-    def claim_batch(self, model: str, fingerprint: str, origin: str, stale_after_s: float = 3600.0) -> bool:
-        """Claim a batch for processing; False if it was processed, or is being processed, by another run.
+    def claim_batch(
+        self, model: str, fingerprint: str, origin: str, holder: str | None = None, ttl_s: float = CLAIM_TTL_S
+    ) -> Claim:
+        """Claim a batch for ``holder`` (default: this process) with a lease of ``ttl_s`` seconds.
 
-        A claim left in ``processing`` for longer than ``stale_after_s`` (a crashed run) can be taken over, and so
-        can a batch released by a replay.
+        True when this run holds it now: new (``claimed``), or its holder died or its lease expired
+        (``taken_over``). False when a live holder has it (``busy``: leave the file for later) or the same content
+        was already accepted or quarantined (``duplicate``).
         """
-        return self._batches.claim(model, fingerprint, origin, stale_after_s)
+        return self._batches.claim(model, fingerprint, origin, holder or holder_for(), ttl_s)
+
+    @_guarded("renew a batch claim")
+    def renew_batch(self, model: str, fingerprint: str, holder: str, ttl_s: float = CLAIM_TTL_S) -> bool:
+        """Extend a claim's lease; False if ``holder`` lost it (another run took it over)."""
+        return self._batches.renew(model, fingerprint, holder, ttl_s)
+
+    @_guarded("give back a batch claim")
+    def give_back_batch(self, model: str, fingerprint: str, holder: str) -> bool:
+        """After a transient failure: mark the claim ``released`` so the next run takes the batch at once."""
+        return self._batches.give_back(model, fingerprint, holder)
 
     @_guarded("release a batch")
     def release_batch(self, model: str, fingerprint: str) -> bool:
@@ -205,9 +229,12 @@ class Registry:
         return self._batches.release(model, fingerprint)
 
     @_guarded("record a batch's outcome")
-    def finish_batch(self, model: str, fingerprint: str, **values: Any) -> None:
-        """Record the outcome of a claimed batch: ``status`` (a BatchStatus), ``drift`` (a DriftReport), paths..."""
-        self._batches.finish(model, fingerprint, values)
+    def finish_batch(self, model: str, fingerprint: str, holder: str | None = None, **values: Any) -> bool:
+        """Record the outcome of a claimed batch: ``status`` (a BatchStatus), ``drift`` (a DriftReport), paths...
+
+        With ``holder``, only while it still holds the claim: False, and nothing written, if it was taken over.
+        """
+        return self._batches.finish(model, fingerprint, values, holder)
 
     @_guarded("read a batch")
     def batch(self, model: str, fingerprint: str) -> BatchRecord | None:
@@ -242,8 +269,13 @@ class Registry:
 
     @_guarded("take a lease")
     def acquire(self, name: str, holder: str, ttl_s: float) -> Lease | None:
-        """Take the lease ``name`` for ``holder``; None if someone else holds an unexpired one."""
+        """Take the lease ``name`` for ``holder``; None if a live holder has an unexpired one."""
         return self._leases.acquire(name, holder, ttl_s)
+
+    @_guarded("renew a lease")
+    def renew(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Push the lease's expiry ``ttl_s`` from now; False if ``holder`` no longer holds it."""
+        return self._leases.renew(name, holder, ttl_s)
 
     @_guarded("release a lease")
     def release(self, name: str, holder: str) -> None:

@@ -81,6 +81,8 @@ class BatchRecord:
     flow_run_id: str | None
     claimed_at: datetime
     processed_at: datetime | None
+    holder: str | None  # who holds (or last held) the claim: host:pid:flow run; None in rows from before leases
+    lease_expires_at: datetime | None  # until when a ``processing`` claim is held unless renewed
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,27 @@ class Lease:
     holder: str
     acquired_at: datetime
     expires_at: datetime
+
+
+class ClaimOutcome(StrEnum):
+    """What claiming a batch found."""
+
+    CLAIMED = "claimed"  # new, or released by a replay or a transient failure: this run processes it
+    TAKEN_OVER = "taken_over"  # a claim whose holder died or whose lease expired: this run processes it
+    BUSY = "busy"  # a live holder has it: left for later, not moved
+    DUPLICATE = "duplicate"  # the same content was already accepted or quarantined
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of a claim; true when this run holds the batch now. ``previous`` is the row as it was found."""
+
+    outcome: ClaimOutcome
+    holder: str
+    previous: BatchRecord | None = None
+
+    def __bool__(self) -> bool:
+        return self.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.TAKEN_OVER)
 
 
 Record = TypeVar("Record")

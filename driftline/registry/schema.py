@@ -1,10 +1,15 @@
-"""The registry's tables. Existing SQLite and PostgreSQL registries read as they are: tables are only ever added.
+"""The registry's tables. Existing SQLite and PostgreSQL registries read as they are: tables and nullable columns
+are only ever added.
 
-There are no migrations: a new table is created on open (``create_all`` leaves existing ones alone), and columns
-are never renamed or dropped, so a registry written by an older driftline keeps working.
+There are no migration scripts: on open, a missing table is created (``create_all`` leaves existing ones alone)
+and a missing column of :data:`ADDED_COLUMNS` is added (``ALTER TABLE ... ADD COLUMN``, nullable, so old rows
+read as NULL). Columns are never renamed or dropped, so a registry written by an older driftline keeps working,
+and an older driftline still reads a migrated one.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -68,6 +73,10 @@ batches = sa.Table(
     sa.Column("flow_run_id", sa.String(64)),
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("processed_at", sa.DateTime(timezone=True)),
+    # The claim's lease (see ADDED_COLUMNS): who holds it (host:pid:flow run) and until when, renewed while the
+    # work goes on. NULL in rows written before leases: such a claim is taken over an hour after claimed_at.
+    sa.Column("holder", sa.String(200)),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
 )
 monitor_decisions = sa.Table(
     "monitor_decisions",
@@ -90,6 +99,31 @@ leases = sa.Table(
 )
 
 
+# Columns added to existing tables after their first release, in order: an older registry gains them on open.
+ADDED_COLUMNS = ((batches, ("holder", "lease_expires_at")),)
+
+
 def create(engine: sa.Engine) -> None:
-    """Create the tables a registry lacks; existing tables and their rows are left as they are."""
+    """Create the tables a registry lacks and add the columns its tables lack; rows are left as they are."""
     metadata.create_all(engine)
+    for table, names in ADDED_COLUMNS:
+        for name in names:
+            _add_column(engine, table, table.c[name])
+
+
+def _add_column(engine: sa.Engine, table: sa.Table, column: sa.Column[Any]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` (nullable) unless the column is there; a racing opener's addition is fine."""
+    if column.name in _columns(engine, table):
+        return
+    kind = column.type.compile(dialect=engine.dialect)
+    statement = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement))
+    except sa.exc.DBAPIError:
+        if column.name not in _columns(engine, table):  # not another process adding it first: a real failure
+            raise
+
+
+def _columns(engine: sa.Engine, table: sa.Table) -> set[str]:
+    return {column["name"] for column in sa.inspect(engine).get_columns(table.name)}

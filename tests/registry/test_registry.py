@@ -245,17 +245,17 @@ def test_record_gate_decision_keeps_every_decision(project: Project) -> None:
     assert records[0].evidence == _decision().as_dict()
 
 
-def test_a_batch_is_claimed_once_and_a_stale_claim_can_be_taken_over(registry: Registry) -> None:
+def test_a_batch_is_claimed_once_and_an_expired_claim_can_be_taken_over(registry: Registry) -> None:
     assert registry.claim_batch(MODEL, "f" * 64, "a.parquet")
-    assert not registry.claim_batch(MODEL, "f" * 64, "copy-of-a.parquet")  # in progress elsewhere
+    assert registry.claim_batch(MODEL, "f" * 64, "copy-of-a.parquet").outcome == "busy"  # in progress (this process)
     report = _report("f" * 64)
     registry.finish_batch(MODEL, "f" * 64, status=BatchStatus.ACCEPTED, drift_detected=True, drift=report)
-    assert not registry.claim_batch(MODEL, "f" * 64, "a.parquet", stale_after_s=0)  # done: never again
+    assert registry.claim_batch(MODEL, "f" * 64, "a.parquet").outcome == "duplicate"  # done: never again
     record = registry.batch(MODEL, "f" * 64)
     assert record is not None and record.status is BatchStatus.ACCEPTED and record.drift == report
 
-    assert registry.claim_batch(MODEL, "e" * 64, "b.parquet")
-    assert registry.claim_batch(MODEL, "e" * 64, "b.parquet", stale_after_s=0)  # a crashed run's claim
+    assert registry.claim_batch(MODEL, "e" * 64, "b.parquet", ttl_s=0)
+    assert registry.claim_batch(MODEL, "e" * 64, "b.parquet").outcome == "taken_over"  # its lease expired
     assert [b.fingerprint for b in registry.batches(MODEL, status=BatchStatus.ACCEPTED)] == ["f" * 64]
 
 
@@ -264,7 +264,7 @@ def test_a_replayed_batch_can_be_claimed_again_once(registry: Registry) -> None:
     assert registry.claim_batch(MODEL, fingerprint, "landing/a.parquet")
     assert not registry.release_batch(MODEL, fingerprint)  # being processed: not the replay's to release
     registry.finish_batch(MODEL, fingerprint, status="quarantined", stored_path="q/a.parquet")
-    assert not registry.claim_batch(MODEL, fingerprint, "landing/a.parquet", stale_after_s=0)  # a duplicate now
+    assert registry.claim_batch(MODEL, fingerprint, "landing/a.parquet", ttl_s=0).outcome == "duplicate"
 
     assert registry.release_batch(MODEL, fingerprint)
     record = registry.batch(MODEL, fingerprint)
@@ -282,7 +282,7 @@ def test_an_accepted_batch_is_never_released(registry: Registry) -> None:
     registry.finish_batch(MODEL, "c" * 64, status="accepted")
     assert not registry.release_batch(MODEL, "c" * 64)
     assert not registry.release_batch(MODEL, "0" * 64)  # unknown
-    assert not registry.claim_batch(MODEL, "c" * 64, "a.parquet", stale_after_s=0)
+    assert registry.claim_batch(MODEL, "c" * 64, "a.parquet", ttl_s=0).outcome == "duplicate"
 
 
 def test_a_lease_has_one_holder_until_released_or_expired(registry: Registry) -> None:
@@ -431,9 +431,12 @@ def test_a_registry_written_before_typed_reads_still_reads(legacy_registry: Regi
     lease = registry.lease("retrain:fraud")
     assert lease is not None and lease.holder == "run-3"
 
-    # And the old registry takes new writes: a replayed batch is claimed again, a stale claim taken over.
-    assert registry.claim_batch(MODEL, "4" * 64, "landing/4444.parquet")
-    assert registry.claim_batch(MODEL, "5" * 64, "landing/5555.parquet", stale_after_s=0)
+    # And the old registry takes new writes: a replayed batch is claimed again; a claim from before leases (no
+    # holder, no expiry) made over an hour ago is taken over, and the claim now carries a lease.
+    assert registry.claim_batch(MODEL, "4" * 64, "landing/4444.parquet").outcome == "claimed"
+    assert registry.claim_batch(MODEL, "5" * 64, "landing/5555.parquet").outcome == "taken_over"
+    taken = registry.batch(MODEL, "5" * 64)
+    assert taken is not None and taken.holder is not None and taken.lease_expires_at is not None
 
 
 def test_typed_reads_on_postgresql(postgres_url: str) -> None:
