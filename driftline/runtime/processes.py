@@ -2,6 +2,11 @@
 
 Every child starts in a process group of its own, its output in a log file and no terminal input, so stopping the
 group stops whatever it started too (``bentoml serve`` workers, a runner's flow runs).
+
+A child started with ``die_with_parent=True`` also dies with this process, however this process ends (SIGKILL
+included): a watchdog (``driftline.runtime.watchdog``) joins the child's group and stops the group when this process
+is gone, so a killed run never leaves a ``bentoml serve`` holding its port and memory. The managed Prefect server is
+started without it on purpose: it outlives the command that started it and is reused.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+# The watchdog of each child started with die_with_parent, by the child's pid: stop_group reaps it.
+_watchdogs: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def launch(
@@ -23,21 +32,41 @@ def launch(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     append: bool = False,
+    die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own process group, stdout and stderr into ``log_path``; stop it with ``stop_group``.
 
-    ``env`` replaces the environment (default: this process's); ``append`` keeps what the log already holds.
+    ``env`` replaces the environment (default: this process's); ``append`` keeps what the log already holds;
+    ``die_with_parent`` puts a watchdog in the group that stops it if this process dies first.
     """
+    # Its own process group, so stop_group ends it and its children: in a session of its own, or, with a watchdog,
+    # in this session (a process may only join a group of its own session).
+    grouping: dict[str, Any] = {"process_group": 0} if die_with_parent else {"start_new_session": True}
     with log_path.open("ab" if append else "wb") as log:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             list(command),
             cwd=cwd,
             env=None if env is None else dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group, so stop_group ends it and its children
+            **grouping,
         )
+    if die_with_parent:
+        _watchdogs[process.pid] = watch(process.pid)
+    return process
+
+
+def watch(group: int) -> subprocess.Popen[bytes]:
+    """Start a watchdog inside process group ``group`` that stops the group when this process dies."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "driftline.runtime.watchdog", str(os.getpid())],
+        cwd=Path(__file__).resolve().parents[2],  # where this driftline package is importable from
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        process_group=group,
+    )
 
 
 @contextmanager
@@ -48,8 +77,11 @@ def launched(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` as ``launch`` does for the ``with`` block; stop its group on the way out, however it leaves."""
-    process = launch(command, log_path, env=env, cwd=cwd)
+    """Run ``command`` as ``launch`` does for the ``with`` block; stop its group on the way out, however it leaves.
+
+    The group dies with this process too (``die_with_parent``), even if this process is killed inside the block.
+    """
+    process = launch(command, log_path, env=env, cwd=cwd, die_with_parent=True)
     try:
         yield process
     finally:
@@ -57,16 +89,25 @@ def launched(
 
 
 def stop_group(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-    """Signal the process group (the process was started with ``start_new_session=True``); kill it if it lingers."""
+    """Signal the process group (``launch`` gave the process one of its own); kill it if it lingers."""
+    watchdog = _watchdogs.pop(process.pid, None)
     try:
-        os.killpg(process.pid, first)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        try:
+            os.killpg(process.pid, first)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    finally:
+        if watchdog is not None:  # in the group, so signalled with it; SIGKILL if SIGINT left it waiting
+            try:
+                watchdog.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                watchdog.kill()
+                watchdog.wait()
 
 
 def bentoml_command() -> str:
@@ -82,7 +123,7 @@ def spawn(
     command = [sys.executable, "-m", "driftline.cli", "serve-flows", *models]
     if limit is not None:
         command += ["--limit", str(limit)]
-    return launch(command, log_path, env=env, cwd=cwd)
+    return launch(command, log_path, env=env, cwd=cwd, die_with_parent=True)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
