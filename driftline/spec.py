@@ -258,6 +258,7 @@ class Serving(_Strict):
     window_minutes: float = Field(default=60.0, gt=0.0, description="length of a live-traffic profile window")
     token_env: str | None = Field(default=None, description="env var holding the bearer token (auth off if unset)")
     token_secret: str | None = Field(default=None, description="Prefect Secret block holding the bearer token")
+    max_body_mb: float = Field(default=10.0, gt=0.0, description="largest request body the service reads (else 413)")
 
     @model_validator(mode="after")
     def _one_token_source(self) -> Serving:

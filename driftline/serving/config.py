@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SERVICE = "driftline.serving.service:ModelService"  # what `bentoml serve` and `bentoml build` are given
 CONFIG_ENV = "DRIFTLINE_SERVE_CONFIG"
 PROTECTED_ROUTES = ("/predict", "/predict_one", "/model")
+API_ROUTES = PROTECTED_ROUTES  # the prediction routes: JSON only, RequestError documented (driftline.serving.guard)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,6 +40,7 @@ class ServeConfig(BaseModel):
     token_secret: str | None = None
     follow: bool = False  # serve the champion, and restart on a promotion or rollback
     follow_seconds: float = 5.0
+    max_body_mb: float = 10.0  # a larger request body is refused (413) while it streams in
 
     @property
     def model(self) -> str:
@@ -70,6 +72,7 @@ def config_for(spec: ModelSpec, tag: str, *, profile: bool = True, follow: bool 
         token_env=spec.serving.token_env,
         token_secret=spec.serving.token_secret,
         follow=follow,
+        max_body_mb=spec.serving.max_body_mb,
     )
 
 

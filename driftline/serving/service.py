@@ -36,7 +36,8 @@ from driftline.loop.modeling import TrainingSchema
 from driftline.monitoring.traffic import TrafficProfiler
 from driftline.serving.auth import BearerAuth
 from driftline.serving.batching import Coalescer
-from driftline.serving.config import champion_tag, config_from_env
+from driftline.serving.config import API_ROUTES, champion_tag, config_from_env
+from driftline.serving.guard import RequestGuard
 from driftline.serving.requests import MAX_ROWS, row_model, to_frame
 from driftline.settings import quiet_telemetry
 
@@ -158,5 +159,9 @@ class ModelService:
             self.profiler.close()
 
 
+# The guard first, so it is outermost: it sees every request (401s included) and every answer.
+ModelService.add_asgi_middleware(  # type: ignore[attr-defined]
+    RequestGuard, max_body_bytes=int(CONFIG.max_body_mb * 2**20), routes=API_ROUTES, auth=CONFIG.auth
+)
 if CONFIG.auth:
     ModelService.add_asgi_middleware(BearerAuth, config=CONFIG)  # type: ignore[attr-defined]
