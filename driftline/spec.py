@@ -70,6 +70,9 @@ class Source(_Strict):
     format: Literal["parquet", "csv"] | None = Field(default=None, description="default: from the extension")
     sql: SqlSource | None = None
     sklearn: str | None = Field(default=None, description="a dataset bundled with scikit-learn, e.g. breast_cancer")
+    # A file of the source glob that cannot be read or does not validate: fail the train (the default), or skip it
+    # and train on the rest. Either way it is named with the rule it broke; a source file is never moved.
+    on_unreadable: Literal["fail", "skip"] = Field(default="fail", description="fail or skip a bad source file")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
@@ -229,6 +232,19 @@ class Monitor(_Strict):
     """Where new batches land for the monitor flow; processed batches move to the state directory."""
 
     landing: str | None = Field(default=None, description="glob or fsspec URL (default data/<model>/landing/*)")
+    # A file counts as complete once its size and modification time have not changed for this long (an upload
+    # that is still being written keeps touching its mtime). 10 s covers a stalled copy; 0 takes files at once.
+    settle_seconds: float = Field(default=10.0, ge=0, le=86_400, description="seconds a file must be unchanged")
+    ready_marker: str | None = Field(
+        default=None, description="a file name (e.g. _SUCCESS): when set, only files in a folder holding it are ready"
+    )
+
+    @field_validator("ready_marker")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or "\\" in value or value in (".", "..")):
+            raise ValueError(f"must be a plain file name like _SUCCESS, not a path (got {value!r})")
+        return value
 
 
 class Retrain(_Strict):

@@ -13,15 +13,18 @@ from prefect.runtime import flow_run
 
 from driftline.errors import DataValidationError
 from driftline.loop.data import Batch
+from driftline.loop.landing import Changed, Entry, EntryState, Reason, Unreadable
+from driftline.loop.quarantine import Rejected
 from driftline.loop.statuses import BatchStatus
 from driftline.monitoring.batches import BatchOutcome, Scored
 from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.traffic import TrafficWindow
 from driftline.oncall import events
+from driftline.registry import Champion
 from driftline.settings import quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from tasks.artifacts import publish_drift
-from tasks.data import load_batches, reject_batch
+from tasks.data import reject_batch
 from tasks.drift import score_drift
 from tasks.monitoring import (
     archive_batch,
@@ -33,9 +36,12 @@ from tasks.monitoring import (
     load_model,
     merge_window,
     predict_batch,
+    quarantine_entry,
+    read_entry,
     read_reference,
     record_drift,
     record_quarantined,
+    record_unreadable,
     reference_predictions,
 )
 from tasks.notification import (
@@ -67,8 +73,15 @@ def monitor(model: str) -> list[BatchOutcome]:
 
     outcomes: list[BatchOutcome] = []
     failures: list[str] = []
-    for path in find_new_batches(spec):
-        (batch,) = load_batches(spec, location=path)
+    for entry in find_new_batches(spec):
+        landed = land(spec, entry, champion, run_id)
+        if isinstance(landed, BatchOutcome):
+            outcomes.append(landed)
+            failures.extend([landed.reason] if landed.reason and landed.fingerprint else [])  # moved to quarantine
+            continue
+        if landed is None:
+            continue
+        batch = landed
         if not claim_batch(spec, batch=batch):
             kept = archive_batch(spec, batch=batch, duplicate=True)
             logger.info("%s: %s repeats batch %s; kept at %s", model, batch.origin, batch.fingerprint[:12], kept)
@@ -93,6 +106,49 @@ def monitor(model: str) -> list[BatchOutcome]:
     if failures:
         raise DataValidationError("\n".join(failures))
     return outcomes
+
+
+def land(spec: ModelSpec, entry: Entry, champion: Champion | None, run_id: str | None) -> Batch | BatchOutcome | None:
+    """Read one landing entry: its batch if it reads; else its outcome (quarantined or rejected), or None if it waits.
+
+    A file that cannot be read, and a symbolic link, go to quarantine here (moved, byte-identical, the reason in plain
+    words, ``driftline.validation.failed`` emitted, the registry told), so nothing in the landing area blocks a run.
+    """
+    logger = get_run_logger()
+    if entry.state == EntryState.WAITING:
+        logger.info("%s: %s waits: %s", spec.name, entry.path, entry.reason)
+        return None
+    if entry.state == EntryState.NOT_REGULAR and entry.kind != "symlink":
+        logger.warning("%s: %s is not a batch: %s", spec.name, entry.path, entry.reason)
+        return BatchOutcome(entry.path, "", "rejected", reason=entry.reason)
+    if entry.state == EntryState.NOT_REGULAR:
+        unreadable = Unreadable(
+            entry, Reason.NOT_REGULAR, f"{entry.path}: {entry.reason}; moved to quarantine as a link"
+        )
+    else:
+        read = read_entry(spec, entry=entry)
+        if isinstance(read, Changed):
+            logger.info("%s: %s", spec.name, read.message)
+            return None
+        if isinstance(read, Batch):
+            return read
+        unreadable = read
+    kept = quarantine_entry(spec, entry=entry, reason=unreadable.reason, message=unreadable.message)
+    rejected = Rejected(
+        origin=entry.path,
+        fingerprint=kept.digest,
+        rows=0,
+        kept=kept.path,
+        where="landing",
+        left_in_place=False,
+        suite=f"(not read: {unreadable.reason})",
+        failures=[unreadable.message],
+        message=f"{unreadable.message}\n  moved out of the landing area to {kept.path} (byte-identical)",
+    )
+    notify_validation_failed(spec, rejected, champion)
+    record_unreadable(spec, fingerprint=kept.digest, origin=entry.path, kept=str(kept.path), flow_run_id=run_id)
+    status = "rejected" if entry.state == EntryState.NOT_REGULAR else BatchStatus.QUARANTINED
+    return BatchOutcome(entry.path, kept.digest, status, reason=rejected.message)
 
 
 def score_batch(

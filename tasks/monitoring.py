@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from driftline.loop import data
+from driftline.loop import data, landing
 from driftline.loop.data import Batch
+from driftline.loop.landing import Changed, Entry, Kept, Reason, Unreadable
 from driftline.loop.profiles import ProfileRecord
 from driftline.loop.quarantine import Rejected
+from driftline.loop.statuses import BatchStatus
 from driftline.monitoring import batches, policy, predictions, traffic
 from driftline.monitoring.batches import Scored
 from driftline.monitoring.drift import DriftReport
@@ -22,9 +24,31 @@ from tasks.options import FILES, MODEL_STORE, REGISTRY, run_logger, step
 
 
 @step("find-new-batches", FILES)
-def find_new_batches(spec: ModelSpec) -> list[str]:
-    """List the files waiting in the model's landing location, oldest name first (uploads in progress wait)."""
-    return data.landed(spec.landing)
+def find_new_batches(spec: ModelSpec) -> list[Entry]:
+    """Every entry in the model's landing location, by name: ready, waiting (not complete), or not a regular file."""
+    return landing.scan(spec.landing, spec.monitor.settle_seconds, spec.monitor.ready_marker)
+
+
+@step("read-entry", FILES)
+def read_entry(spec: ModelSpec, *, entry: Entry) -> Batch | Unreadable | Changed:
+    """Read a ready landing file as a batch; bad content comes back as Unreadable (with why), never raised."""
+    return landing.read(entry, spec.source.format)
+
+
+@step("quarantine-entry", FILES)
+def quarantine_entry(spec: ModelSpec, *, entry: Entry, reason: Reason, message: str) -> Kept:
+    """Move an unreadable landing file (byte-identical) or a symbolic link (as a link) into quarantine."""
+    return landing.quarantine(entry, spec.name, get_settings().quarantine_dir, reason, message)
+
+
+@step("record-unreadable", REGISTRY)
+def record_unreadable(spec: ModelSpec, *, fingerprint: str, origin: str, kept: str, flow_run_id: str | None) -> None:
+    """Record a landing file that could not be read as quarantined, keyed by its bytes' sha256."""
+    registry = open_registry()
+    registry.claim_batch(spec.name, fingerprint, origin)
+    registry.finish_batch(
+        spec.name, fingerprint, status=BatchStatus.QUARANTINED, stored_path=kept, rows=0, flow_run_id=flow_run_id
+    )
 
 
 @step("find-traffic-windows", FILES)

@@ -63,6 +63,10 @@ def new_project(base: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     root = base / "project"
     shutil.copytree(REPO / "deployments", root / "deployments", ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     shutil.copytree(REPO / "expectations", root / "expectations")
+    for spec in (root / "deployments").glob("*.toml"):  # tests write a batch whole, then run: no settling wait
+        if "[monitor]" not in spec.read_text():
+            with spec.open("a") as toml:
+                toml.write("\n[monitor]\nsettle_seconds = 0\n")
     state = base / "state"
     monkeypatch.setenv("DRIFTLINE_PROJECT_DIR", str(root))
     monkeypatch.setenv("DRIFTLINE_HOME", str(state))

@@ -81,6 +81,10 @@ def _prepare(project: Path) -> Path:
             child.unlink()
     shutil.copytree(settings.specs_dir, demo / "deployments", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     shutil.copytree(settings.suites_dir, demo / "expectations")
+    spec = demo / "deployments" / "fraud.toml"
+    if "[monitor]" not in spec.read_text():  # the demo writes each batch whole before it runs the monitor
+        with spec.open("a") as toml:
+            toml.write("\n[monitor]\nsettle_seconds = 0\n")
     os.environ["DRIFTLINE_PROJECT_DIR"] = str(demo)
     os.environ["DRIFTLINE_PROJECT"] = PROJECT
     os.environ["DRIFTLINE_HOME"] = str(demo / ".driftline")

@@ -103,17 +103,8 @@ def expand(location: str) -> list[str]:
 
 
 # Names an upload in progress carries by convention (rsync, browsers, most copy tools write to these first, then
-# rename); hidden files are never batches.
+# rename); hidden files are never batches. driftline/loop/landing.py sorts a landing area's entries.
 IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
-
-
-def landed(location: str) -> list[str]:
-    """The files in a landing location that are ready to be read: not hidden, not an upload still in progress."""
-    return [path for path in expand(location) if not _in_progress(path.rsplit("/", 1)[-1])]
-
-
-def _in_progress(name: str) -> bool:
-    return name.startswith(".") or name.lower().endswith(IN_PROGRESS_SUFFIXES)
 
 
 def load_source(spec: ModelSpec, location: str | None = None) -> list[Batch]:

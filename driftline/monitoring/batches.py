@@ -49,11 +49,12 @@ class BatchOutcome:
 
     origin: str
     fingerprint: str
-    status: str  # accepted, quarantined, duplicate; window (a live-traffic window)
+    status: str  # accepted, quarantined, duplicate, rejected (not a regular file), waiting; window (live traffic)
     drifted: list[str] = field(default_factory=list)
     decision: PolicyDecision | None = None
     report_path: str | None = None
     undecided: list[str] = field(default_factory=list)  # columns too small or unscorable: never counted as fine
+    reason: str | None = None  # why a landing entry was quarantined, rejected or left waiting (loop.landing.Reason)
 
     @classmethod
     def scored(cls, scored: Scored, drift: DriftReport, decision: PolicyDecision) -> BatchOutcome:
@@ -71,7 +72,7 @@ class BatchOutcome:
 def counts(outcomes: list[BatchOutcome]) -> dict[str, int]:
     """How many landed batches and traffic windows a monitor run handled (the payload of its heartbeat)."""
     return {
-        "batches": sum(o.status != BatchStatus.WINDOW for o in outcomes),
+        "batches": sum(o.status not in (BatchStatus.WINDOW, "rejected") for o in outcomes),  # not a directory
         "windows": sum(o.status == BatchStatus.WINDOW for o in outcomes),
     }
 

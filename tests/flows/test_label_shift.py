@@ -38,6 +38,9 @@ params = { max_iter = 1000 }
 
 [metric]
 name = "accuracy"
+
+[monitor]
+settle_seconds = 0
 """
 
 SUITE = {

@@ -114,3 +114,31 @@ def test_a_column_that_cannot_be_scored_raises_its_own_alert(project: Project, p
     assert undecided["payload"]["columns"][0]["status"] == "unscorable"
     assert undecided["payload"]["alert"]["kind"] == "drift_undecided"
     assert "distance_km" in undecided["payload"]["alert"]["body"]
+
+
+def test_an_unreadable_file_is_quarantined_and_the_next_file_is_still_scored(
+    project: Project, prefect_server: str
+) -> None:
+    from flows.monitor import monitor
+    from flows.train import train
+
+    for seed in (1, 2):
+        project.write_fraud_batch(f"batch-{seed}.parquet", generate(5000, seed))
+    assert train(model="fraud").promoted
+    landing = project.fraud_data / "landing"
+    landing.mkdir()
+    (landing / "a-empty.parquet").write_bytes(b"")
+    (landing / "b-notes.txt").write_bytes(b"hello")
+    generate(3000, 61).to_parquet(landing / "c-good.parquet", index=False)
+
+    state = monitor(model="fraud", return_state=True)
+    assert state.is_failed() and "a-empty.parquet" in str(state.message) and "b-notes.txt" in str(state.message)
+    assert sorted(path.name for path in landing.iterdir()) == []
+    kept = {path.name: path for path in (project.state / "quarantine" / "fraud").glob("*/*") if path.suffix != ".json"}
+    assert kept["a-empty.parquet"].read_bytes() == b"" and kept["b-notes.txt"].read_bytes() == b"hello"
+    statuses = {b.origin.rsplit("/", 1)[-1]: b.status for b in open_registry().batches("fraud")}
+    assert statuses == {"a-empty.parquet": "quarantined", "b-notes.txt": "quarantined", "c-good.parquet": "accepted"}
+    found = _events(prefect_server, state.state_details.flow_run_id, expected=3)
+    failed = [e for e in found if e["event"] == "driftline.validation.failed"]
+    assert {e["payload"]["batch"].rsplit("/", 1)[-1] for e in failed} == {"a-empty.parquet", "b-notes.txt"}
+    assert any("empty (0 bytes)" in e["payload"]["failures"][0] for e in failed)

@@ -375,5 +375,9 @@ def test_uploads_in_progress_and_hidden_files_wait_in_the_landing_area(project: 
 
     found = find_new_batches.fn(spec)
 
-    assert [Path(path).name for path in found] == ["a.parquet", "b.parquet"]
+    assert [Path(entry.path).name for entry in found if entry.state == "ready"] == ["a.parquet", "b.parquet"]
+    assert {Path(entry.path).name for entry in found if entry.state == "waiting"} == set(names) - {
+        "a.parquet",
+        "b.parquet",
+    }
     assert all((landing / name).exists() for name in names)  # nothing moved: they are read once complete
