@@ -199,3 +199,90 @@ def trained_fraud(project: Project, fraud_frame: pd.DataFrame) -> Trained:
     split = split_holdout.fn(spec, batch=batch)
     fitted = fit_model.fn(spec, split=split)
     return Trained(spec, batch, split, fitted, evaluate_model.fn(spec, model=fitted.model, split=split))
+
+
+# -- one `driftline serve` of a fitted fraud model, for the reliability tests of the service --------------------------
+
+
+def save_version(trained: Trained, reason: str = "test") -> str:
+    """Save ``trained`` in the model store and record it in the project's registry (no Prefect); return its tag."""
+    from driftline.loop import store
+    from driftline.registry import open_registry
+
+    lineage = trained.lineage(reason)
+    tag = store.save(
+        trained.spec.name,
+        trained.fitted.model,
+        classifier=True,
+        labels={},
+        lineage=lineage.model_dump(mode="json"),
+        schema=trained.fitted.schema.as_dict(),
+    )
+    version = tag.split(":", 1)[1]
+    open_registry().record_version(
+        trained.spec.name, version, tag, lineage.model_copy(update={"version": version, "tag": tag})
+    )
+    return tag
+
+
+def serve_command(model: str, version: str, port: int) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "driftline.cli", "serve", model, "--version", version, "--port", str(port)]
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running `driftline serve` (its pid: the supervisor of bentoml serve and its workers) and its log."""
+
+    url: str
+    tag: str
+    pid: int
+    log: Path
+    rows: list[dict[str, object]]  # valid request rows
+
+
+@pytest.fixture(scope="session")
+def fraud_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """`driftline serve` of a fitted fraud model on a free loopback port, one for the session; stopped after."""
+    import time
+
+    import httpx
+
+    from driftline.examples.fraud import generate
+    from driftline.runtime.processes import launch, stop_group
+    from driftline.runtime.server import free_port
+    from driftline.spec import load_spec
+    from tasks.evaluation import evaluate_model
+    from tasks.training import fit_model, split_holdout
+
+    base = tmp_path_factory.mktemp("fraud-service")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        project = new_project(base, monkeypatch)
+        spec = load_spec("fraud", {"estimator.params.n_estimators": 50})
+        batch = make_batch(generate(3000, seed=11), "fraud-3000")
+        split = split_holdout.fn(spec, batch=batch)
+        fitted = fit_model.fn(spec, split=split)
+        trained = Trained(spec, batch, split, fitted, evaluate_model.fn(spec, model=fitted.model, split=split))
+        tag = save_version(trained)
+        env = dict(os.environ)
+    features = generate(200, seed=5)[spec.features.columns]
+    rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in features.to_dict("records")]
+    port = free_port()
+    log = base / "serve.log"
+    process = launch(serve_command("fraud", tag.split(":", 1)[1], port), log, env=env, cwd=project.root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "driftline serve was not ready in 120 s"
+            time.sleep(0.3)
+        yield Service(url, tag, process.pid, log, rows)
+    finally:
+        stop_group(process)

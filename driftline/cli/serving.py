@@ -13,10 +13,12 @@ def serve(
     version: Annotated[str | None, typer.Option(help="a version (default: the champion)")] = None,
     port: Annotated[int, typer.Option(help="HTTP port on 127.0.0.1")] = 3000,
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    start_timeout: Annotated[float, typer.Option(help="seconds to become ready before giving up")] = 120.0,
 ) -> None:
     """Serve MODEL's champion (or --version) over HTTP with BentoML, the training schema enforced on requests."""
     from driftline.runtime.processes import bentoml_command
     from driftline.serving.config import SERVICE, config_for, resolve_token, tag_of
+    from driftline.serving.supervisor import supervise
     from driftline.settings import get_settings, quiet_telemetry
     from driftline.spec import load_spec
 
@@ -41,8 +43,16 @@ def serve(
             else ""
         )
     )
-    bentoml_cli = bentoml_command()
-    os.execv(bentoml_cli, [bentoml_cli, "serve", SERVICE, "--host", host, "--port", str(port)])
+    # Supervised: a model that cannot load stops the service at once, with the reason (exit 1), and frees the port.
+    probe = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    supervise(
+        [bentoml_command(), "serve", SERVICE, "--host", host, "--port", str(port)],
+        os.environ,
+        f"http://{probe}:{port}",
+        what=tag,
+        start_timeout=start_timeout,
+        on_ready=lambda: typer.echo(f"ready: {tag} on http://{host}:{port}"),
+    )
 
 
 def build(

@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import anyio
 import numpy as np
@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from driftline import libs
+from driftline.errors import StoreError
 from driftline.loop.modeling import TrainingSchema
 from driftline.monitoring.traffic import TrafficProfiler
 from driftline.serving.auth import BearerAuth
@@ -39,13 +40,29 @@ from driftline.serving.batching import Coalescer
 from driftline.serving.config import API_ROUTES, champion_tag, config_from_env
 from driftline.serving.guard import RequestGuard
 from driftline.serving.requests import MAX_ROWS, row_model, to_frame
+from driftline.serving.supervisor import report_startup_failure
 from driftline.settings import quiet_telemetry
 
 quiet_telemetry()
 bentoml = libs.bentoml()
-CONFIG = config_from_env()
-# Saved as TrainingSchema.as_dict(), by this driftline or an earlier one.
-SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
+
+
+def _cannot_start(what: str, error: BaseException) -> NoReturn:
+    """Report why the service cannot start (driftline.serving.supervisor stops it at once), then fail."""
+    reason = f"{what}: {type(error).__name__}: {error}"
+    report_startup_failure(reason)
+    raise StoreError(reason) from error
+
+
+try:
+    CONFIG = config_from_env()
+except Exception as error:
+    _cannot_start("no service configuration", error)
+try:
+    # Saved as TrainingSchema.as_dict(), by this driftline or an earlier one.
+    SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
+except Exception as error:
+    _cannot_start(f"cannot read model {CONFIG.tag} from the model store", error)
 Row = row_model(SCHEMA, f"{CONFIG.model}_row")
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_ROWS)]  # type: ignore[valid-type]
 
@@ -64,7 +81,10 @@ class ModelService:
 
     def __init__(self) -> None:
         self.tag = CONFIG.tag
-        self.model = bentoml.sklearn.load_model(self.tag)
+        try:
+            self.model = bentoml.sklearn.load_model(self.tag)
+        except Exception as error:
+            _cannot_start(f"cannot load model {self.tag}", error)
         self.classes = list(SCHEMA.classes)
         self.coalescer: Coalescer[Any, dict[str, Any]] = Coalescer(self._predict_rows)
         self.profiler: TrafficProfiler | None = None

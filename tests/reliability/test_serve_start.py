@@ -1,0 +1,79 @@
+"""A model that cannot load: `driftline serve` exits non-zero with the reason within seconds, and frees its port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from driftline.loop import store
+from driftline.runtime.server import free_port
+from tests.conftest import Project, Trained, save_version, serve_command
+
+pytestmark = pytest.mark.integration
+
+# bentoml serve itself takes ~5-10 s to start here; the failure must end it within seconds of that, not crash-loop.
+LIMIT_S = 45.0
+
+
+def _serve(project: Project, version: str) -> tuple[int, str, float, int]:
+    port = free_port()
+    start = time.monotonic()
+    try:
+        result = subprocess.run(
+            serve_command("fraud", version, port),
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=LIMIT_S,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired as expired:  # the old behaviour: workers crash-looping, the port held
+        raise AssertionError(f"driftline serve still running after {LIMIT_S:g} s: {expired.stdout!r}") from None
+    return result.returncode, result.stdout + result.stderr, time.monotonic() - start, port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_corrupt_model_stops_the_service_with_the_reason(project: Project, trained_fraud: Trained) -> None:
+    tag = save_version(trained_fraud)
+    saved = Path(store.bentoml_home()) / "models" / "fraud" / tag.split(":")[1] / "saved_model.pkl"
+    assert saved.is_file()
+    saved.write_bytes(b"\x80\x04this is not a pickle" * 10)
+
+    code, output, took, port = _serve(project, tag.split(":")[1])
+    assert code != 0
+    assert f"error: {tag}: the service cannot start:" in output, output[-3000:]
+    assert f"cannot load model {tag}" in output or "digest" in output.lower(), output[-3000:]
+    assert _port_free(port)
+    assert took < LIMIT_S
+
+
+def test_a_model_missing_from_the_store_stops_the_service_with_the_reason(
+    project: Project, trained_fraud: Trained
+) -> None:
+    from driftline.registry import open_registry
+
+    tag = save_version(trained_fraud)
+    version = tag.split(":")[1]
+    store_folder = Path(store.bentoml_home()) / "models" / "fraud" / version
+    for path in sorted(store_folder.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    store_folder.rmdir()
+    assert open_registry().version("fraud", version).tag == tag  # the registry still names it
+
+    code, output, _, port = _serve(project, version)
+    assert code != 0
+    assert f"error: {tag}: the service cannot start:" in output, output[-3000:]
+    assert "not found" in output.lower(), output[-3000:]
+    assert _port_free(port)
