@@ -6,6 +6,8 @@
      │    └── DataValidationError   a batch failed its expectation suite and was quarantined
      ├── TrainingError        the data cannot be split or fitted as the spec asks
      ├── PromotionConflict    the champion changed since the run began (compare-and-set lost)
+     ├── NotPromotable        the version has not passed every check a champion needs (names the check)
+     ├── ModelIntegrityError  a stored model's files differ from the digests recorded at packaging (names the file)
      ├── StoreError           a model, profile or registry record is missing or unreadable
      └── ServerError          the managed Prefect server could not be started or reached
 
@@ -38,6 +40,14 @@ class TrainingError(DriftlineError):
 
 class PromotionConflict(DriftlineError):
     """The champion changed since this run read it; nothing was promoted."""
+
+
+class NotPromotable(DriftlineError):
+    """The version lacks a passed check (servability, digests, gate); nothing was promoted."""
+
+
+class ModelIntegrityError(DriftlineError):
+    """A stored model's files are not the ones packaged (changed, missing, extra, or never recorded); not loaded."""
 
 
 class StoreError(DriftlineError):

@@ -22,7 +22,13 @@ from tasks.gate import check_unchanged, decide_promotion
 from tasks.notification import notify_model_promoted, notify_model_rejected, notify_validation_failed
 from tasks.packaging import check_servability, package_model
 from tasks.profiling import profile_batch
-from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
+from tasks.registry import (
+    promote_version,
+    read_champion,
+    record_gate_decision,
+    record_servability,
+    register_version,
+)
 from tasks.training import champion_window, fit_model, load_window, set_aside_window_batch, split_holdout, store_holdout
 from tasks.validation import validate_batches
 
@@ -82,10 +88,13 @@ def train(
         drift_event=drift_event,
     )
     packaged = package_model(spec, fitted=fitted, lineage=lineage)
-    register_version(spec, lineage=packaged.lineage)
+    register_version(spec, lineage=packaged.lineage, decision=decision)
     publish_lineage(spec, packaged.lineage)
-    if spec.serving.check:
+    if not spec.serving.check:
+        record_servability(spec, version=packaged.version, report=None)
+    else:
         servable = check_servability(spec, tag=packaged.tag, fitted=fitted, holdout=split.holdout)
+        record_servability(spec, version=packaged.version, report=servable)
         if not servable.ok:
             return reject(spec, decision.unservable(servable.reason), champion, run_id, packaged)
         decision = decision.with_evidence("servability", servable.as_dict())

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from driftline.loop.lineage import Lineage
     from driftline.loop.modeling import Metrics, Split
     from driftline.loop.training import FittedModel
+    from driftline.registry import Registry
     from driftline.spec import ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,6 +142,15 @@ def make_lineage(model: str = "fraud", version: str = "v1", **fields: object) ->
         "flow_run_id": None,
     }
     return Lineage.model_validate(values | fields)
+
+
+def mark_checked(registry: Registry, model: str, version: str) -> None:
+    """Record every check a champion needs as passed, as a train run leaves a version it promotes."""
+    from driftline.registry import CheckStatus
+    from driftline.registry.records import REQUIRED_CHECKS
+
+    for check in REQUIRED_CHECKS:
+        registry.record_check(model, version, check, CheckStatus.PASSED, "marked passed by the test")
 
 
 # -- a fraud model fitted on generated data, with the lineage the train flow would build ------------------------------

@@ -34,9 +34,16 @@ def deploy(
 def rollback(
     model: Annotated[str, typer.Argument(help="model name")],
     to: Annotated[str | None, typer.Option(help="version to restore (default: the one the champion replaced)")] = None,
-    reason: Annotated[str, typer.Option(help="why, for the ledger")] = "manual rollback",
+    reason: Annotated[str | None, typer.Option(help="why, for the ledger (required with --force)")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="roll back to a version that has not passed every check (recorded)")
+    ] = False,
 ) -> None:
-    """Make the last known good version (or --to) MODEL's champion again; recorded in the ledger, notified."""
+    """Make the last known good version (or --to) MODEL's champion again; recorded in the ledger, notified.
+
+    Only a version that passed every check (gate, file digests, servability) can be champion; --force overrides
+    that, and needs --reason: the ledger records it as ``forced-rollback`` with the reason and the skipped checks.
+    """
     import getpass
 
     from driftline.oncall.rollback import rollback as roll_back
@@ -47,12 +54,34 @@ def rollback(
         connect()  # the notification needs a Prefect API; without one the rollback still happens
     except DriftlineError as error:
         unreachable = str(error)
-    done = roll_back(model, to, actor, reason, notify=unreachable is None)
+    if force and not (reason or "").strip():
+        raise DriftlineError(f'{model}: rollback --force needs --reason "why" (it is recorded in the ledger)')
+    done = roll_back(model, to, actor, reason or "manual rollback", notify=unreachable is None, force=force)
     entry = done.entry
     typer.echo(f"{model}: champion is {entry.to_version} again (was {entry.from_version}); ledger entry {entry.id}")
+    if force:
+        typer.echo(f"  forced: recorded as {entry.action} with reason {entry.reason!r}", err=True)
     if unreachable or done.not_notified:
         typer.echo(f"  (not notified: {unreachable or done.not_notified})", err=True)
     typer.echo(f"  a service started with `driftline serve {model}` (no --version) follows the champion")
+
+
+def trust(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION packaged before driftline recorded file digests")],
+    reason: Annotated[str, typer.Option(help="why you trust the stored files now (recorded)")],
+) -> None:
+    """Record file digests for a version packaged before driftline recorded them, after checking the model store."""
+    import getpass
+
+    from driftline.oncall.trust import trust as record_trust
+
+    model, _, version = ref.partition(":")
+    if not version:
+        raise DriftlineError(f"{ref}: expected MODEL:VERSION")
+    actor = os.environ.get("DRIFTLINE_ACTOR") or getpass.getuser()
+    done = record_trust(model, version, actor, reason)
+    typer.echo(f"{done.tag}: sha256 of {done.files} files recorded; every load now checks them")
+    typer.echo("  it is still not promotable until it passes the servability check (or use rollback --force)")
 
 
 def replay(

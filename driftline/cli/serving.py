@@ -16,14 +16,17 @@ def serve(
     start_timeout: Annotated[float, typer.Option(help="seconds to become ready before giving up")] = 120.0,
 ) -> None:
     """Serve MODEL's champion (or --version) over HTTP with BentoML, the training schema enforced on requests."""
+    from driftline.loop import integrity, store
     from driftline.runtime.processes import bentoml_command
-    from driftline.serving.config import SERVICE, config_for, resolve_token, tag_of
+    from driftline.serving.config import SERVICE, config_for, resolve_token, version_of
     from driftline.serving.supervisor import supervise
     from driftline.settings import get_settings, quiet_telemetry
     from driftline.spec import load_spec
 
-    tag = tag_of(model, version)
-    config = config_for(load_spec(model), tag, follow=version is None)
+    record = version_of(model, version)
+    tag = record.tag
+    config = config_for(load_spec(model), tag, follow=version is None, files=record.lineage.model_files)
+    integrity.verify(tag, store.folder(tag), config.files)  # refuse here, with the reason, before any worker starts
     auth = resolve_token(config) is not None  # fail here, not in every worker, if the token is missing
     quiet_telemetry()
     os.environ.update(config.to_env())
@@ -60,13 +63,17 @@ def build(
     version: Annotated[str | None, typer.Option(help="a version (default: the champion)")] = None,
 ) -> None:
     """Build a Bento for MODEL's champion (or --version): the service, the model and pinned requirements."""
+    from driftline.loop import integrity, store
     from driftline.serving.bento import build as build_bento
-    from driftline.serving.config import config_for, tag_of
+    from driftline.serving.config import config_for, version_of
     from driftline.settings import get_settings
     from driftline.spec import load_spec
 
-    tag = tag_of(model, version)
-    bento = build_bento(config_for(load_spec(model), tag), get_settings().project_dir)
+    record = version_of(model, version)
+    tag = record.tag
+    config = config_for(load_spec(model), tag, files=record.lineage.model_files)
+    integrity.verify(tag, store.folder(tag), config.files)  # never package a model that is not the one recorded
+    bento = build_bento(config, get_settings().project_dir)
     typer.echo(
         f"built Bento {bento} for {tag}\n  run it: bentoml serve {bento}\n  image:  bentoml containerize {bento}"
     )

@@ -183,12 +183,13 @@ def evaluate(
     """Print a version's metrics on a labeled file, keyed by metric name."""
     from driftline.loop import data as batches
     from driftline.loop import modeling, store
-    from driftline.serving.config import tag_of
+    from driftline.serving.config import version_of
     from driftline.spec import load_spec
 
     model, _, version = ref.partition(":")
     spec = load_spec(model)
-    tag = tag_of(model, version or None)
+    record = version_of(model, version or None)
+    tag = record.tag
     frame = batches.combine(batches.load_source(spec, data)).frame
     missing = [c for c in [*spec.features.columns, spec.target] if c not in frame.columns]
     if missing:
@@ -199,7 +200,7 @@ def evaluate(
     labeled = frame[frame[spec.target].notna()]
     if labeled.empty:
         raise DriftlineError(f"{data}: no row has a value in the target column '{spec.target}'")
-    metrics = modeling.evaluate(store.load(tag), labeled, spec)
+    metrics = modeling.evaluate(store.load(tag, record.lineage.model_files), labeled, spec)
     result = {
         "model": model,
         "version": tag.split(":", 1)[1],

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from driftline.errors import DriftlineError
+from driftline.errors import DriftlineError, ModelIntegrityError
 from driftline.loop import modeling, store
 from driftline.loop.modeling import Metrics, Predictions, Split
 from driftline.spec import ModelSpec
@@ -41,7 +41,8 @@ def champion_metrics(
     """Load the champion from the model store and score it on ``rows``."""
     if champion is None:
         return ChampionScore(version=None, metrics=None)
-    model = store.load(registry.version(spec.name, champion.version).tag)
+    record = registry.version(spec.name, champion.version)
+    model = store.load(record.tag, record.lineage.model_files)
     try:
         return ChampionScore(champion.version, modeling.evaluate(model, rows, spec))
     except (KeyError, ValueError, DriftlineError) as error:
@@ -56,9 +57,14 @@ def score_holdout(
     metrics = modeling.score(challenger, spec.metric.name)
     if champion is None:
         return HoldoutScores(challenger, metrics, ChampionScore(None, None))
-    tag = registry.version(spec.name, champion.version).tag
+    record = registry.version(spec.name, champion.version)
+    # A champion whose files are not the ones packaged fails the run (and pages through run_failed); it is never
+    # loaded, and never passed off as a champion that merely could not be scored.
+    model = store.load(record.tag, record.lineage.model_files)
     try:
-        predictions = modeling.predict(store.load(tag), split.holdout, spec)
+        predictions = modeling.predict(model, split.holdout, spec)
+    except ModelIntegrityError:
+        raise
     except (KeyError, ValueError, DriftlineError) as error:
         failed = ChampionScore(champion.version, None, f"{type(error).__name__}: {error}")
         return HoldoutScores(challenger, metrics, failed)

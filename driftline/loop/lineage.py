@@ -57,6 +57,11 @@ class Lineage(BaseModel):
         default=None, description="digest of the training-relevant spec keys and the suite (spec.training_digest)"
     )
     flow_run_id: str | None
+    model_files: dict[str, str] | None = Field(
+        default=None,
+        description="sha256 of every file of the stored model by relative path, recorded at packaging; "
+        "None: packaged before driftline recorded them (such a version is not loaded)",
+    )
     window: list[str] = Field(default_factory=list, description="recent batches added to the training data")
     drift_event: dict[str, Any] | None = Field(default=None, description="the drift that started this retrain")
     driftline_version: str = driftline.__version__

@@ -25,10 +25,32 @@ def record_gate(registry: Registry, model: str, decision: GateDecision, flow_run
     registry.record_gate(model, decision.accepted, decision.reason, decision.as_dict(), flow_run_id)
 
 
-def register(registry: Registry, lineage: Lineage) -> None:
-    """Record a packaged version and its lineage in the registry."""
+def register(registry: Registry, lineage: Lineage, decision: GateDecision) -> None:
+    """Record a packaged version, its lineage and file digests, and the checks it has passed: the gate, digests."""
+    from driftline.registry import Check, CheckStatus
+
     assert lineage.version is not None and lineage.tag is not None
-    registry.record_version(lineage.model, lineage.version, lineage.tag, lineage)
+    files = lineage.model_files
+    checks = [
+        (Check.GATE, CheckStatus.PASSED if decision.accepted else CheckStatus.FAILED, decision.reason),
+        (
+            Check.DIGESTS,
+            CheckStatus.PASSED if files else CheckStatus.FAILED,
+            f"sha256 of {len(files)} files recorded" if files else "no file digests in the lineage",
+        ),
+    ]
+    registry.record_version(lineage.model, lineage.version, lineage.tag, lineage, checks)
+
+
+def record_servability(registry: Registry, model: str, version: str, ok: bool | None, reason: str) -> None:
+    """Record the version's servability check; ``ok`` None: the spec turns the check off (``serving.check``)."""
+    from driftline.registry import Check, CheckStatus
+
+    if ok is None:
+        status, detail = CheckStatus.WAIVED, "serving.check is false in the spec"
+    else:
+        status, detail = (CheckStatus.PASSED if ok else CheckStatus.FAILED), reason
+    registry.record_check(model, version, Check.SERVABILITY, status, detail)
 
 
 def promote(

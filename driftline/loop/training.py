@@ -135,7 +135,11 @@ def package(fitted: FittedModel, spec: ModelSpec, lineage: Lineage) -> Packaged:
         schema=fitted.schema.as_dict(),
     )
     packaged = Packaged(tag, lineage)
-    return replace(packaged, lineage=lineage.model_copy(update={"version": packaged.version, "tag": tag}))
+    # The digests are taken from the store as written, and kept outside it (registry, lineage) to check it against.
+    files = store.digests(tag)
+    return replace(
+        packaged, lineage=lineage.model_copy(update={"version": packaged.version, "tag": tag, "model_files": files})
+    )
 
 
 def champion_window(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from logging import Logger, LoggerAdapter
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import DriftlineError
+from driftline.errors import DriftlineError, ModelIntegrityError
 from driftline.loop import profiles, store
 from driftline.loop.data import Batch
 from driftline.monitoring.drift import PREDICTION
@@ -20,8 +20,9 @@ PREDICTION_SAMPLE = 100_000
 
 
 def load_version(registry: Registry, spec: ModelSpec, version: str) -> Any:
-    """Load a version's fitted pipeline from the model store."""
-    return store.load(registry.version(spec.name, version).tag)
+    """Load a version's fitted pipeline from the model store, its files checked against the recorded digests."""
+    record = registry.version(spec.name, version)
+    return store.load(record.tag, record.lineage.model_files)
 
 
 def predict(model: Any, batch: Batch, spec: ModelSpec, logger: Logger | LoggerAdapter[Any]) -> list[Any] | None:
@@ -55,7 +56,9 @@ def reference_predictions(
     try:
         record = registry.version(spec.name, version)
         holdout = pd.read_parquet(record.lineage.holdout_path)
-        predicted = store.load(record.tag).predict(holdout[spec.features.columns])
+        predicted = store.load(record.tag, record.lineage.model_files).predict(holdout[spec.features.columns])
+    except ModelIntegrityError:
+        raise  # a tampered model fails the run; it is not a missing reference
     except (DriftlineError, OSError, KeyError, ValueError) as error:
         logger.warning("%s:%s: no prediction reference, prediction drift not scored: %s", spec.name, version, error)
         return None

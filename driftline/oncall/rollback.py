@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from driftline.errors import DriftlineError, StoreError
 from driftline.registry import LedgerEntry, open_registry
+from driftline.registry.records import unmet
+
+FORCED = "forced-rollback"  # the ledger action of a rollback that skipped the promotable checks
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,13 @@ def previous_good(model: str) -> str:
     raise StoreError(f"{model}: champion {champion.version} replaced no earlier version; nothing to roll back to")
 
 
-def rollback(model: str, to: str | None, actor: str, reason: str, *, notify: bool = True) -> RolledBack:
+def rollback(
+    model: str, to: str | None, actor: str, reason: str, *, notify: bool = True, force: bool = False
+) -> RolledBack:
     """Make ``to`` (default: the version the champion replaced) champion again through compare-and-set.
+
+    ``to`` must have passed every required check (NotPromotable names the one missing). ``force`` overrides that
+    and is recorded as ledger action ``forced-rollback`` with ``reason`` and the checks it skipped.
 
     If a promotion lands between reading the champion and moving it, the rollback loses with PromotionConflict
     and nothing changes; run it again to roll back from the new champion. Once the champion has moved, on-call is
@@ -44,14 +52,21 @@ def rollback(model: str, to: str | None, actor: str, reason: str, *, notify: boo
     registry.version(model, target)  # an unknown version is a StoreError naming the known ones
     if target == champion.version:
         raise DriftlineError(f"{model}: {target} is already the champion")
+    evidence: dict[str, object] = {"rolled_back_from": champion.version}
+    if force:
+        if not reason.strip():
+            raise DriftlineError(f"{model}: --force needs a --reason, recorded in the ledger")
+        evidence["forced"] = True
+        evidence["unmet_checks"] = unmet(registry.checks(model, target))
     entry = registry.promote(
         model,
         target,
         champion.version,
         actor=actor,
         reason=reason,
-        evidence={"rolled_back_from": champion.version},
-        action="rollback",
+        evidence=evidence,
+        action=FORCED if force else "rollback",
+        force=force,
     )
     if not notify:
         return RolledBack(entry)

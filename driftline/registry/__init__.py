@@ -8,7 +8,8 @@ One facade, :class:`Registry`, over the modules that do the work:
 
 - :mod:`~driftline.registry.schema`: the tables;
 - :mod:`~driftline.registry.records`: the typed records it returns and the batch statuses;
-- :mod:`~driftline.registry.models`: versions and lineage, champions, promotion, the ledger, gate decisions;
+- :mod:`~driftline.registry.models`: versions and lineage, their checks, champions, promotion, the ledger, gate
+  decisions;
 - :mod:`~driftline.registry.batches`: batch claims (leases on a fingerprint) and outcomes, monitor and retrain
   decisions;
 - :mod:`~driftline.registry.leases`: leases, their holders (``host:pid:flow-run``) and a background renewer.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -40,6 +41,9 @@ from driftline.registry.records import (
     BatchRecord,
     BatchStatus,
     Champion,
+    Check,
+    CheckRecord,
+    CheckStatus,
     Claim,
     ClaimOutcome,
     GateRecord,
@@ -55,6 +59,9 @@ __all__ = [
     "BatchRecord",
     "BatchStatus",
     "Champion",
+    "Check",
+    "CheckRecord",
+    "CheckStatus",
     "Claim",
     "ClaimOutcome",
     "Decision",
@@ -140,9 +147,31 @@ class Registry:
         return self._models.champion(model)
 
     @_guarded("record a version")
-    def record_version(self, model: str, version: str, tag: str, lineage: Lineage) -> None:
-        """Record a packaged version and its lineage."""
-        self._models.record_version(model, version, tag, lineage)
+    def record_version(
+        self,
+        model: str,
+        version: str,
+        tag: str,
+        lineage: Lineage,
+        checks: Sequence[tuple[Check, CheckStatus, str]] = (),
+    ) -> None:
+        """Record a packaged version and its lineage, with the checks it has passed so far, in one transaction."""
+        self._models.record_version(model, version, tag, lineage, checks)
+
+    @_guarded("record a check")
+    def record_check(self, model: str, version: str, check: Check, status: CheckStatus, detail: str) -> None:
+        """Record a version's check; the latest record of each check counts."""
+        self._models.record_check(model, version, check, status, detail)
+
+    @_guarded("read a version's checks")
+    def checks(self, model: str, version: str) -> list[CheckRecord]:
+        """Every check recorded for a version, oldest first."""
+        return self._models.checks(model, version)
+
+    @_guarded("record a version's digests")
+    def record_files(self, model: str, version: str, files: dict[str, str], detail: str) -> None:
+        """Record file digests for a version packaged before driftline recorded them (``driftline trust``)."""
+        self._models.record_files(model, version, files, detail)
 
     @_guarded("read the versions")
     def versions(self, model: str) -> list[VersionRecord]:
@@ -178,10 +207,12 @@ class Registry:
         evidence: dict[str, Any],
         flow_run_id: str | None = None,
         action: str = "promote",
+        force: bool = False,
     ) -> LedgerEntry:
         """Make ``version`` champion if the champion is still ``expected``; record it in the ledger atomically.
 
-        Raises PromotionConflict, and changes nothing, if another run moved the champion since.
+        Raises PromotionConflict, and changes nothing, if another run moved the champion since; NotPromotable if
+        the version has not passed every required check (``force``: on-call's override, recorded by the caller).
         """
         return self._models.promote(
             model,
@@ -192,6 +223,7 @@ class Registry:
             evidence=evidence,
             flow_run_id=flow_run_id,
             action=action,
+            force=force,
         )
 
     @_guarded("read the ledger")

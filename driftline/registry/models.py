@@ -5,16 +5,20 @@ The ledger is append-only: this module inserts into it and never updates or dele
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import pydantic
 import sqlalchemy as sa
 
-from driftline.errors import PromotionConflict, StoreError
+from driftline.errors import NotPromotable, PromotionConflict, StoreError
 from driftline.loop.lineage import Lineage
 from driftline.registry.records import (
     Champion,
+    Check,
+    CheckRecord,
+    CheckStatus,
     GateRecord,
     LedgerEntry,
     VersionRecord,
@@ -22,8 +26,11 @@ from driftline.registry.records import (
     now,
     plain_json,
     row_values,
+    unmet,
 )
-from driftline.registry.schema import champions, gate_decisions, ledger, versions
+from driftline.registry.schema import champions, gate_decisions, ledger, version_checks, versions
+
+CheckResult = tuple[Check, CheckStatus, str]
 
 
 class ModelRecords:
@@ -37,13 +44,50 @@ class ModelRecords:
             row = connection.execute(sa.select(champions).where(champions.c.model == model)).first()
         return from_row(Champion, row) if row else None
 
-    def record_version(self, model: str, version: str, tag: str, lineage: Lineage) -> None:
+    def record_version(
+        self, model: str, version: str, tag: str, lineage: Lineage, checks: Sequence[CheckResult] = ()
+    ) -> None:
         with self.engine.begin() as connection:
             connection.execute(
                 versions.insert().values(
                     model=model, version=version, tag=tag, created_at=now(), lineage=plain_json(lineage.as_dict())
                 )
             )
+            for check, status, detail in checks:
+                connection.execute(_check_row(model, version, check, status, detail))
+
+    def record_files(self, model: str, version: str, files: dict[str, str], detail: str) -> None:
+        """Record the digests of a version packaged before they were recorded, and its digests check."""
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                sa.select(versions.c.lineage).where(versions.c.model == model, versions.c.version == version)
+            ).first()
+            if row is None:
+                raise StoreError(f"{model}:{version}: no such version in the registry")
+            lineage = {**dict(row.lineage), "model_files": files}
+            connection.execute(
+                versions.update()
+                .where(versions.c.model == model, versions.c.version == version)
+                .values(lineage=plain_json(lineage))
+            )
+            connection.execute(_check_row(model, version, Check.DIGESTS, CheckStatus.PASSED, detail))
+
+    def record_check(self, model: str, version: str, check: Check, status: CheckStatus, detail: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(_check_row(model, version, check, status, detail))
+
+    def checks(self, model: str, version: str, connection: sa.Connection | None = None) -> list[CheckRecord]:
+        query = (
+            sa.select(version_checks)
+            .where(version_checks.c.model == model, version_checks.c.version == version)
+            .order_by(version_checks.c.id)
+        )
+        if connection is None:
+            with self.engine.connect() as own:
+                rows = own.execute(query).all()
+        else:
+            rows = connection.execute(query).all()
+        return [from_row(CheckRecord, row, check=Check(row.check), status=CheckStatus(row.status)) for row in rows]
 
     def versions(self, model: str) -> list[VersionRecord]:
         query = sa.select(versions).where(versions.c.model == model).order_by(versions.c.created_at.desc())
@@ -96,8 +140,12 @@ class ModelRecords:
         evidence: dict[str, Any],
         flow_run_id: str | None,
         action: str,
+        force: bool = False,
     ) -> LedgerEntry:
-        """Make ``version`` champion if the champion is still ``expected``; record it in the ledger atomically."""
+        """Make ``version`` champion if the champion is still ``expected``; record it in the ledger atomically.
+
+        Unless ``force``, the version must have passed every required check (read in the same transaction).
+        """
         entry = LedgerEntry(
             id=0,  # the database assigns it
             model=model,
@@ -113,6 +161,13 @@ class ModelRecords:
         at = entry.at
         try:
             with self.engine.begin() as connection:
+                missing = unmet(self.checks(model, version, connection))
+                if missing and not force:
+                    raise NotPromotable(
+                        f"{model}:{version} is not promotable: {'; '.join(missing)}. Nothing changed; only a "
+                        f"version that passed every check can be champion (on-call can override: "
+                        f"`driftline rollback {model} --to {version} --force --reason ...`, recorded in the ledger)"
+                    )
                 if expected is None:
                     connection.execute(champions.insert().values(model=model, version=version, since=at))
                 else:
@@ -136,6 +191,12 @@ class ModelRecords:
         query = sa.select(ledger).where(ledger.c.model == model).order_by(ledger.c.id)
         with self.engine.connect() as connection:
             return [from_row(LedgerEntry, row) for row in connection.execute(query).all()]
+
+
+def _check_row(model: str, version: str, check: Check, status: CheckStatus, detail: str) -> sa.Insert:
+    return version_checks.insert().values(
+        model=model, version=version, check=str(check), status=str(status), detail=detail, at=now()
+    )
 
 
 def _version(row: Any) -> VersionRecord:

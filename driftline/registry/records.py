@@ -40,6 +40,52 @@ class VersionRecord:
     lineage: Lineage
 
 
+class Check(StrEnum):
+    """What a version must pass before it can be champion (promoted, or rolled back to)."""
+
+    GATE = "gate"  # the promotion gate accepted it
+    DIGESTS = "digests"  # its model files' sha256 are recorded, so every load can be verified
+    SERVABILITY = "servability"  # it served holdout rows like the model in process
+
+
+class CheckStatus(StrEnum):
+    """A check's result. ``waived`` only where the spec turns the check off (``serving.check = false``)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    WAIVED = "waived"
+
+
+REQUIRED_CHECKS = (Check.GATE, Check.DIGESTS, Check.SERVABILITY)
+GOOD = (CheckStatus.PASSED, CheckStatus.WAIVED)
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check of one version; the latest record of a check is the one that counts."""
+
+    id: int
+    model: str
+    version: str
+    check: Check
+    status: CheckStatus
+    detail: str
+    at: datetime
+
+
+def unmet(checks: list[CheckRecord]) -> list[str]:
+    """Each required check a version has not passed: ``servability failed: <detail>`` or ``gate not recorded``."""
+    latest = {record.check: record for record in sorted(checks, key=lambda record: record.id)}
+    problems = []
+    for check in REQUIRED_CHECKS:
+        record = latest.get(check)
+        if record is None:
+            problems.append(f"{check} not recorded (never run, or did not finish)")
+        elif record.status not in GOOD:
+            problems.append(f"{check} {record.status}: {record.detail}")
+    return problems
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     id: int

@@ -89,6 +89,17 @@ monitor_decisions = sa.Table(
     sa.Column("flow_run_id", sa.String(64)),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+version_checks = sa.Table(
+    "version_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("version", sa.String(200), nullable=False),
+    sa.Column("check", sa.String(40), nullable=False),  # a records.Check
+    sa.Column("status", sa.String(20), nullable=False),  # a records.CheckStatus
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
 leases = sa.Table(
     "leases",
     metadata,

@@ -34,6 +34,8 @@ class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tag: str
+    # sha256 of the version's model files, recorded at packaging; the service checks them before it unpickles.
+    files: dict[str, str] | None = None
     profile_store: str | None = None  # None: live-traffic profiling off
     window_seconds: float = 3600.0
     token_env: str | None = None
@@ -58,15 +60,24 @@ class ServeConfig(BaseModel):
         return {CONFIG_ENV: self.model_dump_json()}
 
 
-def config_for(spec: ModelSpec, tag: str, *, profile: bool = True, follow: bool = False) -> ServeConfig:
+def config_for(
+    spec: ModelSpec,
+    tag: str,
+    *,
+    profile: bool = True,
+    follow: bool = False,
+    files: dict[str, str] | None = None,
+) -> ServeConfig:
     """The service configuration the spec asks for (``[serving]``), for version ``tag``.
 
-    ``follow``: serve whichever version is champion; ``tag`` is the champion when the service starts.
+    ``follow``: serve whichever version is champion; ``tag`` is the champion when the service starts. ``files``:
+    the version's recorded digests (default: read from the registry; none there and the service refuses to load).
     """
     from driftline.settings import get_settings
 
     return ServeConfig(
         tag=tag,
+        files=files if files is not None else files_of(tag),
         profile_store=get_settings().profiles if profile and spec.serving.profile_traffic else None,
         window_seconds=spec.serving.window_minutes * 60,
         token_env=spec.serving.token_env,
@@ -100,6 +111,15 @@ def tag_of(model: str, version: str | None = None, *, no_champion: str = NO_CHAM
     return version_of(model, version, no_champion=no_champion).tag
 
 
+def files_of(tag: str) -> dict[str, str] | None:
+    """The file digests the registry recorded for version ``tag``; None if it has none (or no such version)."""
+    model, _, version = tag.partition(":")
+    try:
+        return version_of(model, version).lineage.model_files
+    except StoreError:
+        return None
+
+
 def champion_tag(model: str) -> str:
     """The BentoML tag of the model's champion, for a service to serve."""
     return tag_of(model, no_champion="no champion to serve (run `driftline train {model}`)")
@@ -122,7 +142,8 @@ def config_from_env() -> ServeConfig:
         if store and config.profile_store:
             config = config.model_copy(update={"profile_store": store})
         if config.follow:  # a (re)started worker serves the champion of now
-            config = config.model_copy(update={"tag": champion_tag(config.model)})
+            champion = champion_tag(config.model)
+            config = config.model_copy(update={"tag": champion, "files": files_of(champion)})
         return config
     from driftline.spec import load_spec
 

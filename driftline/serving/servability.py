@@ -23,7 +23,7 @@ import pandas as pd
 
 from driftline.runtime.processes import bentoml_command, launched
 from driftline.runtime.server import free_port
-from driftline.serving.config import SERVICE, ServeConfig
+from driftline.serving.config import SERVICE, ServeConfig, files_of
 from driftline.serving.requests import describe_errors
 from driftline.spec import ModelSpec
 
@@ -61,7 +61,7 @@ def check(tag: str, model: Any, rows: pd.DataFrame, spec: ModelSpec, log_dir: Pa
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"servability-{tag.replace(':', '-')}.log"
     # Profiling off: holdout rows are not live traffic. Auth off: the check talks to its own loopback process.
-    env = {**os.environ, **ServeConfig(tag=tag).to_env()}
+    env = {**os.environ, **ServeConfig(tag=tag, files=files_of(tag)).to_env()}
     command = [bentoml_command(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
     with launched(command, log_path, env=env) as process:
         return _probe(url, process, model, features, spec, log_path)

@@ -24,6 +24,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import anyio
@@ -33,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from driftline import libs
 from driftline.errors import StoreError
+from driftline.loop import integrity
 from driftline.loop.modeling import TrainingSchema
 from driftline.monitoring.traffic import TrafficProfiler
 from driftline.serving.auth import BearerAuth
@@ -59,6 +61,9 @@ try:
 except Exception as error:
     _cannot_start("no service configuration", error)
 try:
+    # Before anything of the model is unpickled (custom_objects.pkl here, saved_model.pkl below): its files must be
+    # the ones packaged, or the service does not start (ModelIntegrityError names the file).
+    integrity.verify(CONFIG.tag, Path(bentoml.models.get(CONFIG.tag).path), CONFIG.files)
     # Saved as TrainingSchema.as_dict(), by this driftline or an earlier one.
     SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
 except Exception as error:
@@ -82,6 +87,8 @@ class ModelService:
     def __init__(self) -> None:
         self.tag = CONFIG.tag
         try:
+            # Checked again in each worker, before saved_model.pkl is unpickled.
+            integrity.verify(self.tag, Path(bentoml.models.get(self.tag).path), CONFIG.files)
             self.model = bentoml.sklearn.load_model(self.tag)
         except Exception as error:
             _cannot_start(f"cannot load model {self.tag}", error)

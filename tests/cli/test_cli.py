@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.registry import open_registry
-from tests.conftest import REPO, Project, make_lineage
+from tests.conftest import REPO, Project, make_lineage, mark_checked
 
 runner = CliRunner()
 
@@ -34,6 +34,7 @@ def _seed_registry() -> None:
     lineage = {"gate": {"metric": "roc_auc", "challenger": 0.91}, "rows": 500, "data_fingerprint": "ab" * 32}
     registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1", **lineage))
     registry.record_gate("fraud", True, "first model: roc_auc 0.9100", {}, "run-1")
+    mark_checked(registry, "fraud", "v1")
     registry.promote("fraud", "v1", None, actor="tester", reason="first model", evidence={})
     registry.record_gate("fraud", False, "roc_auc 0.80 vs champion v1 0.91", {}, "run-2")
 
@@ -70,6 +71,7 @@ def test_status_shows_each_gate_decisions_outcome(project: Project) -> None:
 def test_names_and_reasons_are_shown_as_written_not_read_as_markup(project: Project) -> None:
     registry = open_registry()
     registry.record_version("fraud", "v[/x]", "fraud:v[/x]", make_lineage("fraud", "v[/x]"))
+    mark_checked(registry, "fraud", "v[/x]")
     registry.promote("fraud", "v[/x]", None, actor="[bold]mallory", reason="see [red]this[/red]", evidence={})
     registry.record_gate("fraud", True, "roc_auc [/] 0.91", {}, "run-1")
 

@@ -15,7 +15,7 @@ from driftline.loop import profiles
 from driftline.monitoring import drift
 from driftline.registry import open_registry
 from driftline.spec import load_spec
-from tests.conftest import Project, make_lineage
+from tests.conftest import Project, make_lineage, mark_checked
 
 runner = CliRunner()
 
@@ -44,7 +44,9 @@ def seeded(project: Project) -> None:
     lineage = {"gate": {"metric": "roc_auc", "challenger": 0.91}, "rows": 500, "metrics": {"roc_auc": 0.91}}
     registry.record_version("fraud", "v1", "fraud:v1", make_lineage("fraud", "v1", **lineage))
     registry.record_version("fraud", "v2", "fraud:v2", make_lineage("fraud", "v2", **lineage))
+    mark_checked(registry, "fraud", "v1")
     registry.promote("fraud", "v1", None, actor="tester", reason="first model", evidence={})
+    mark_checked(registry, "fraud", "v2")
     registry.promote("fraud", "v2", "v1", actor="tester", reason="better", evidence={})
     for fingerprint, shift in (("a" * 64, 0.0), ("b" * 64, 3.0)):
         assert registry.claim_batch("fraud", fingerprint, f"landing/{fingerprint[:1]}.parquet")
@@ -117,7 +119,8 @@ def test_evaluate_prints_metrics_keyed_by_name(project: Project, tmp_path: Any) 
     frame = generate(800, 3)
     model = modeling.fit(frame, spec)
     tag = store.save("fraud", model, classifier=True, labels={}, lineage={}, schema={})
-    open_registry().record_version("fraud", tag.split(":")[1], tag, make_lineage("fraud", tag.split(":")[1]))
+    lineage = make_lineage("fraud", tag.split(":")[1], model_files=store.digests(tag))
+    open_registry().record_version("fraud", tag.split(":")[1], tag, lineage)
     path = tmp_path / "labeled.parquet"
     generate(400, 4).to_parquet(path)
     result = _json("evaluate", tag, "--data", str(path))
@@ -136,7 +139,8 @@ def test_evaluate_names_an_undefined_metric_and_why(project: Project, tmp_path: 
     spec = load_spec("fraud", {"estimator.params.n_estimators": 20})
     model = modeling.fit(generate(800, 3), spec)
     tag = store.save("fraud", model, classifier=True, labels={}, lineage={}, schema={})
-    open_registry().record_version("fraud", tag.split(":")[1], tag, make_lineage("fraud", tag.split(":")[1]))
+    lineage = make_lineage("fraud", tag.split(":")[1], model_files=store.digests(tag))
+    open_registry().record_version("fraud", tag.split(":")[1], tag, lineage)
     frame = generate(600, 4)
     path = tmp_path / "one-class.parquet"
     frame[frame["is_fraud"] == 0].to_parquet(path)  # no fraud at all: ROC AUC has nothing to rank

@@ -3,6 +3,9 @@
 tests/fixtures/legacy-fraud.bentomodel was exported at commit 9f7c7a1 (see make_legacy_model.py); its pickle names
 ``driftline.estimators.EncodedLabelClassifier`` and ``driftline.modeling.as_text``, which the compatibility shims
 keep importable. legacy-fraud.json holds the predictions it gave then for ``generate(5, seed=4)``.
+
+It was packaged before driftline recorded file digests, so it is refused until they are recorded (`driftline
+trust`, docs/security.md); the tests below record them the way that command does, then load and serve it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import pandas as pd
 import pytest
 
 from driftline import libs
+from driftline.errors import ModelIntegrityError
 from driftline.examples.fraud import generate
 from driftline.loop import store
+from driftline.registry import Registry
 from driftline.runtime.processes import stop_group
 from driftline.runtime.server import free_port
 from driftline.spec import load_spec
-from tests.conftest import REPO
+from tests.conftest import REPO, make_lineage
 
 FIXTURES = REPO / "tests" / "fixtures"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "legacy-fraud.json").read_text())
@@ -61,8 +66,13 @@ def test_the_fixture_pickles_the_old_module_paths(legacy_tag: str) -> None:
     assert b"driftline.loop" not in pickled
 
 
+def test_a_model_without_recorded_digests_is_refused_before_it_is_unpickled(legacy_tag: str) -> None:
+    with pytest.raises(ModelIntegrityError, match=r"no file digests are recorded .* `driftline trust fraud:"):
+        store.load(legacy_tag, None)
+
+
 def test_a_model_saved_before_the_restructure_loads_and_predicts_the_same(legacy_tag: str) -> None:
-    model = store.load(legacy_tag)
+    model = store.load(legacy_tag, store.digests(legacy_tag))  # the digests `driftline trust` would record
     rows = _rows()
     assert model.predict(rows).tolist() == EXPECTED["predictions"]
     assert np.allclose(model.predict_proba(rows)[:, 1], EXPECTED["probabilities"], rtol=0, atol=1e-6)
@@ -79,7 +89,14 @@ def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
 def serve_env(legacy_tag: str, tmp_path: Path) -> dict[str, str]:
     """The environment of a hand-started ``bentoml serve`` of the legacy version; state (traffic profiles) in tmp."""
     inherited = {name: value for name, value in os.environ.items() if not name.startswith("DRIFTLINE_")}
-    return {**inherited, "DRIFTLINE_SERVE_TAG": legacy_tag, "DRIFTLINE_HOME": str(tmp_path / "state")}
+    state = tmp_path / "state"
+    # The version as an upgraded registry holds it (a lineage without digests), then trusted: digests recorded.
+    registry = Registry(f"sqlite:///{state / 'registry.db'}")
+    version = legacy_tag.split(":", 1)[1]
+    registry.record_version("fraud", version, legacy_tag, make_lineage("fraud", version))
+    registry.record_files("fraud", version, store.digests(legacy_tag), "test: the exported legacy fixture")
+    registry.close()
+    return {**inherited, "DRIFTLINE_SERVE_TAG": legacy_tag, "DRIFTLINE_HOME": str(state)}
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from driftline.oncall.rollback import previous_good, rollback
 from driftline.registry import open_registry
 from driftline.settings import get_settings
 from driftline.spec import load_spec
-from tests.conftest import Project, make_lineage
+from tests.conftest import Project, make_lineage, mark_checked
 
 
 def _champions(*versions: str) -> None:
@@ -25,6 +25,7 @@ def _champions(*versions: str) -> None:
     previous = None
     for version in versions:
         registry.record_version("fraud", version, f"fraud:{version}", make_lineage("fraud", version))
+        mark_checked(registry, "fraud", version)
         registry.promote("fraud", version, previous, actor="train", reason="better", evidence={})
         previous = version
 
@@ -85,6 +86,7 @@ def test_a_rollback_racing_a_promotion_loses_cleanly(project: Project, monkeypat
     _champions("v1", "v2")
     registry = open_registry()
     registry.record_version("fraud", "v3", "fraud:v3", make_lineage("fraud", "v3"))
+    mark_checked(registry, "fraud", "v3")
     real_version = registry.version
 
     def promotion_lands_meanwhile(model: str, version: str) -> Any:

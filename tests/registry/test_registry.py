@@ -18,13 +18,14 @@ from driftline.monitoring.drift import ColumnDrift, DriftReport
 from driftline.registry import BatchStatus, Champion, LedgerEntry, Registry, open_registry
 from driftline.spec import load_spec
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
-from tests.conftest import REPO, Project, Trained, make_lineage
+from tests.conftest import REPO, Project, Trained, make_lineage, mark_checked
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MODEL = "fraud"
 
 
 def _promote(registry: Registry, version: str, expected: str | None) -> LedgerEntry:
+    mark_checked(registry, MODEL, version)
     return registry.promote(MODEL, version, expected, actor="test", reason=f"to {version}", evidence={"v": version})
 
 
@@ -199,6 +200,8 @@ def test_promote_version_uses_the_champion_the_run_started_from(
 ) -> None:
     spec = load_spec(MODEL)
     assert read_champion.fn(spec) is None
+    for version in ("v1", "v2", "v3"):
+        mark_checked(open_registry(), MODEL, version)
 
     first = promote_version.fn(spec, version="v1", expected=None, decision=_decision(), flow_run_id="run-1")
     started_from = read_champion.fn(spec)
@@ -223,7 +226,7 @@ def test_promote_version_uses_the_champion_the_run_started_from(
 def test_register_version_keeps_the_lineage(project: Project, trained_fraud: Trained) -> None:
     lineage = trained_fraud.lineage().model_copy(update={"version": "abc123", "tag": "fraud:abc123"})
 
-    register_version.fn(trained_fraud.spec, lineage=lineage)
+    register_version.fn(trained_fraud.spec, lineage=lineage, decision=_decision())
 
     record = open_registry().version(MODEL, "abc123")
     assert record.tag == "fraud:abc123"

@@ -124,7 +124,8 @@ def _register(trained: Trained, model: Any) -> Champion:
         trained.spec.name, model, classifier=True, labels={}, lineage={}, schema=trained.fitted.schema.as_dict()
     )
     version = tag.split(":", 1)[1]
-    open_registry().record_version(trained.spec.name, version, tag, make_lineage(trained.spec.name, version))
+    lineage = make_lineage(trained.spec.name, version, model_files=store.digests(tag))
+    open_registry().record_version(trained.spec.name, version, tag, lineage)
     return Champion(trained.spec.name, version, pd.Timestamp.now(tz="UTC").to_pydatetime())
 
 

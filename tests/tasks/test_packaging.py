@@ -34,12 +34,16 @@ def test_package_model_saves_labels_lineage_and_schema(project: Project, trained
     assert stored["holdout_digest"] == trained_fraud.split.holdout_digest
     assert stored["metrics"] == trained_fraud.metrics.values
     assert saved.custom_objects["schema"] == trained_fraud.fitted.schema.as_dict()
+    # Every file of the stored model, digested as written (the lineage in model.yaml cannot hold its own digest).
+    assert packaged.lineage.model_files == store.digests(tag)
+    assert {"model.yaml", "saved_model.pkl", "custom_objects.pkl"} <= set(packaged.lineage.model_files)
+    assert stored["model_files"] is None
 
 
 def test_a_packaged_model_predicts_like_the_fitted_one(project: Project, trained_fraud: Trained) -> None:
-    tag = package_model.fn(trained_fraud.spec, fitted=trained_fraud.fitted, lineage=trained_fraud.lineage()).tag
+    packaged = package_model.fn(trained_fraud.spec, fitted=trained_fraud.fitted, lineage=trained_fraud.lineage())
 
-    loaded = store.load(tag)
+    loaded = store.load(packaged.tag, packaged.lineage.model_files)
 
     X_holdout = trained_fraud.split.holdout[trained_fraud.spec.features.columns]
     fitted = trained_fraud.fitted.model
