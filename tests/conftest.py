@@ -229,9 +229,8 @@ def save_version(trained: Trained, reason: str = "test") -> str:
         schema=trained.fitted.schema.as_dict(),
     )
     version = tag.split(":", 1)[1]
-    open_registry().record_version(
-        trained.spec.name, version, tag, lineage.model_copy(update={"version": version, "tag": tag})
-    )
+    packaged = lineage.model_copy(update={"version": version, "tag": tag, "model_files": store.digests(tag)})
+    open_registry().record_version(trained.spec.name, version, tag, packaged)
     return tag
 
 

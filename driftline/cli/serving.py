@@ -16,7 +16,6 @@ def serve(
     start_timeout: Annotated[float, typer.Option(help="seconds to become ready before giving up")] = 120.0,
 ) -> None:
     """Serve MODEL's champion (or --version) over HTTP with BentoML, the training schema enforced on requests."""
-    from driftline.loop import integrity, store
     from driftline.runtime.processes import bentoml_command
     from driftline.serving.config import SERVICE, config_for, resolve_token, version_of
     from driftline.serving.supervisor import supervise
@@ -26,7 +25,6 @@ def serve(
     record = version_of(model, version)
     tag = record.tag
     config = config_for(load_spec(model), tag, follow=version is None, files=record.lineage.model_files)
-    integrity.verify(tag, store.folder(tag), config.files)  # refuse here, with the reason, before any worker starts
     auth = resolve_token(config) is not None  # fail here, not in every worker, if the token is missing
     quiet_telemetry()
     os.environ.update(config.to_env())

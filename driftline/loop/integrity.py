@@ -70,7 +70,8 @@ def verify(tag: str, folder: Path, expected: Mapping[str, str] | None) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:4])})" if len(problems) > 1 else ""
         raise ModelIntegrityError(
-            f"{model} version {version}: refused to load, the stored model is not the one packaged: file "
+            f"{model} version {version}: refused to load, its files do not match the digests recorded when it "
+            f"was packaged: file "
             f"{problems[0]}{more}, in {folder}. Nothing was unpickled. Treat the model store as tampered with: "
             f"see docs/runbook.md (ModelIntegrityError)"
         )

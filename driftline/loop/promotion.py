@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from driftline.loop.gate import GateDecision
 from driftline.loop.lineage import Lineage
+from driftline.loop.statuses import Check, CheckStatus
 
 if TYPE_CHECKING:
     from driftline.registry import Champion, LedgerEntry, Registry
@@ -27,8 +28,6 @@ def record_gate(registry: Registry, model: str, decision: GateDecision, flow_run
 
 def register(registry: Registry, lineage: Lineage, decision: GateDecision) -> None:
     """Record a packaged version, its lineage and file digests, and the checks it has passed: the gate, digests."""
-    from driftline.registry import Check, CheckStatus
-
     assert lineage.version is not None and lineage.tag is not None
     files = lineage.model_files
     checks = [
@@ -44,8 +43,6 @@ def register(registry: Registry, lineage: Lineage, decision: GateDecision) -> No
 
 def record_servability(registry: Registry, model: str, version: str, ok: bool | None, reason: str) -> None:
     """Record the version's servability check; ``ok`` None: the spec turns the check off (``serving.check``)."""
-    from driftline.registry import Check, CheckStatus
-
     if ok is None:
         status, detail = CheckStatus.WAIVED, "serving.check is false in the spec"
     else:

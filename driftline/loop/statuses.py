@@ -43,3 +43,23 @@ class Decision(StrEnum):
     RETRAIN_REJECTED = "retrain_rejected"
     # a window batch that failed validation at train time
     WINDOW_BATCH_QUARANTINED = "window_batch_quarantined"
+
+
+class Check(StrEnum):
+    """What a version must pass before it can be champion (promoted, or rolled back to)."""
+
+    GATE = "gate"  # the promotion gate accepted it
+    DIGESTS = "digests"  # its model files' sha256 are recorded, so every load can be verified
+    SERVABILITY = "servability"  # it served holdout rows like the model in process
+
+
+class CheckStatus(StrEnum):
+    """A check's result. ``waived`` only where the spec turns the check off (``serving.check = false``)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    WAIVED = "waived"
+
+
+REQUIRED_CHECKS = (Check.GATE, Check.DIGESTS, Check.SERVABILITY)
+GOOD = (CheckStatus.PASSED, CheckStatus.WAIVED)

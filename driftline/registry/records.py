@@ -13,11 +13,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from driftline.loop.lineage import Lineage
+from driftline.loop.statuses import GOOD as GOOD
 
 # Batch statuses are defined beside the batch (the monitor's logic reads them); the registry stores them.
 from driftline.loop.statuses import RECLAIMABLE as RECLAIMABLE
+from driftline.loop.statuses import REQUIRED_CHECKS as REQUIRED_CHECKS
 from driftline.loop.statuses import SCORED as SCORED
 from driftline.loop.statuses import BatchStatus as BatchStatus
+from driftline.loop.statuses import Check as Check
+from driftline.loop.statuses import CheckStatus as CheckStatus
 from driftline.loop.statuses import Decision as Decision
 
 if TYPE_CHECKING:
@@ -38,26 +42,6 @@ class VersionRecord:
     tag: str
     created_at: datetime
     lineage: Lineage
-
-
-class Check(StrEnum):
-    """What a version must pass before it can be champion (promoted, or rolled back to)."""
-
-    GATE = "gate"  # the promotion gate accepted it
-    DIGESTS = "digests"  # its model files' sha256 are recorded, so every load can be verified
-    SERVABILITY = "servability"  # it served holdout rows like the model in process
-
-
-class CheckStatus(StrEnum):
-    """A check's result. ``waived`` only where the spec turns the check off (``serving.check = false``)."""
-
-    PASSED = "passed"
-    FAILED = "failed"
-    WAIVED = "waived"
-
-
-REQUIRED_CHECKS = (Check.GATE, Check.DIGESTS, Check.SERVABILITY)
-GOOD = (CheckStatus.PASSED, CheckStatus.WAIVED)
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def test_predictions_match_the_model_in_process(served: Served) -> None:
     response = _post(served, "/predict", {"rows": rows})
     assert response.status_code == 200, response.text
     body = response.json()
-    model = store.load(served.tag)
+    model = store.load(served.tag, store.digests(served.tag))
     features = served.rows.drop(columns=["event_time", "transaction_id", "is_fraud"])
     assert body["model"] == served.tag
     assert body["predictions"] == model.predict(features).tolist()
@@ -128,7 +128,7 @@ def test_concurrent_single_rows_are_batched_and_each_gets_its_own_answer(served:
 
     rows = _records(served.rows)
     features = served.rows.drop(columns=["event_time", "transaction_id", "is_fraud"])
-    expected = store.load(served.tag).predict_proba(features)
+    expected = store.load(served.tag, store.digests(served.tag)).predict_proba(features)
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=served.url, headers=AUTH, timeout=60) as client:
