@@ -24,7 +24,7 @@ test: install ## Run every test, integration tests against real servers included
 	$(UV) run pytest
 
 test-fast: install ## Run the unit tests only (no servers, no statistical trials)
-	$(UV) run pytest -m "not integration and not statistical"
+	$(UV) run pytest -m "not integration and not statistical and not load"
 
 lint: install ## ruff lint + format check, mypy strict on the source
 	$(UV) run ruff check .
