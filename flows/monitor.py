@@ -21,7 +21,7 @@ from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.traffic import TrafficWindow
 from driftline.oncall import events
 from driftline.registry import Champion
-from driftline.settings import quiet_telemetry
+from driftline.settings import pause_at, quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from tasks.artifacts import publish_drift
 from tasks.data import reject_batch
@@ -87,6 +87,7 @@ def monitor(model: str) -> list[BatchOutcome]:
             logger.info("%s: %s repeats batch %s; kept at %s", model, batch.origin, batch.fingerprint[:12], kept)
             outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "duplicate"))
             continue
+        pause_at("monitor.claimed")
         report = validate_batch(spec, batch=batch)
         if not report.success:
             rejected = reject_batch(spec, batch=batch, report=report, where="landing")
@@ -158,6 +159,7 @@ def score_batch(
     predictions = predict_batch(spec, model=predictor, batch=batch)
     profile = profile_batch(spec, batch=batch, kind="batch", predictions=predictions)
     stored = archive_batch(spec, batch=batch)
+    pause_at("monitor.scoring")
     drift = score_drift(
         spec,
         version=version,

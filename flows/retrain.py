@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 
 from driftline.monitoring.policy import PolicyDecision
 from driftline.monitoring.retraining import RetrainOutcome
-from driftline.settings import quiet_telemetry
+from driftline.settings import pause_at, quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from flows.train import train
 from tasks.retraining import (
@@ -32,6 +32,7 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
     run_id = str(flow_run.get_id()) if flow_run.get_id() else f"local-{uuid.uuid4()}"
     spec = load_spec(model)
     running = take_retrain_lease(spec, holder=run_id)
+    pause_at("retrain.leased")
     if running is not None:
         return skip(spec, running, fingerprint, run_id)
     try:

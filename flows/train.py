@@ -13,7 +13,7 @@ from driftline.loop.lineage import Lineage, TrainingIdentity
 from driftline.loop.training import Packaged, TrainOutcome
 from driftline.loop.validation import Validated
 from driftline.registry import Champion
-from driftline.settings import quiet_telemetry
+from driftline.settings import pause_at, quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from tasks.artifacts import publish_gate, publish_lineage, publish_metrics, publish_validation
 from tasks.data import check_columns, combine_batches, load_batches, reject_batch
@@ -56,6 +56,7 @@ def train(
     champion = read_champion(spec)
 
     checked = validated_data(spec, champion, data, window, run_id)
+    pause_at("train.loaded")
     batch = combine_batches(spec, batches=checked.training)
     identity = TrainingIdentity.of_run(spec, batch.fingerprint, checked.suite_digest)
     unchanged = check_unchanged(spec, champion=champion, identity=identity)
@@ -66,6 +67,7 @@ def train(
     split = split_holdout(spec, batch=batch, recent_rows=checked.recent_rows)
     holdout = store_holdout(spec, split=split)
     fitted = fit_model(spec, split=split)
+    pause_at("train.fitted")
     scores = score_holdout(spec, model=fitted.model, champion=champion, split=split)
     publish_metrics(spec, scores.metrics, scores.champion)
     decision = decide_promotion(spec, split=split, scores=scores)
@@ -90,6 +92,7 @@ def train(
     packaged = package_model(spec, fitted=fitted, lineage=lineage)
     register_version(spec, lineage=packaged.lineage, decision=decision)
     publish_lineage(spec, packaged.lineage)
+    pause_at("train.packaged")
     if not spec.serving.check:
         record_servability(spec, version=packaged.version, report=None)
     else:

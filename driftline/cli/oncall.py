@@ -22,10 +22,12 @@ def deploy(
     for name in models or list_models():
         spec = load_spec(name)
         deployed = deploy_automations(spec)
-        if not deployed:
+        zombies = [a for a in deployed if a.name.endswith("/zombies")]
+        notifying = [a for a in deployed if a not in zombies]
+        if not notifying:
             typer.echo(f"{name}: notify.blocks is empty in {spec.label}: no notifications (its automations removed)")
-            continue
-        typer.echo(f"{name}: {len(deployed)} automations sending through {', '.join(spec.notify.blocks)}")
+        else:
+            typer.echo(f"{name}: {len(notifying)} automations sending through {', '.join(spec.notify.blocks)}")
         for automation in deployed:
             typer.echo(f"  {automation.name:<40} on {automation.trigger}")
     typer.echo(f"  see them: {info.ui_url}/automations")

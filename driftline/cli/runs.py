@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from driftline.cli.base import completed_run_url, connect
 from driftline.oncall import events
+
+
+@contextmanager
+def _run_here() -> Iterator[None]:
+    """Around a flow run started by this command: first mark Crashed the runs whose process on this host died (so a
+    killed run never stays Running, and on-call hears of it), then tag the new run with the project and this process.
+    """
+    from driftline.runtime import zombies
+
+    for crashed in zombies.reconcile():
+        typer.echo(
+            f"marked Crashed: {crashed.name} ({crashed.run_id}): its process ({crashed.holder}) is gone", err=True
+        )
+    with events.run_tags(), zombies.holding():
+        yield
 
 
 def train(
@@ -29,7 +46,7 @@ def train(
     info = connect()
     from flows.train import train as train_flow
 
-    with events.run_tags():
+    with _run_here():
         state = train_flow(model=model, data=data, overrides=overrides or None, reason=reason, return_state=True)
     run_url = completed_run_url(model, state, info)
     outcome = state.result()
@@ -47,7 +64,7 @@ def monitor(model: Annotated[str, typer.Argument(help="model name")]) -> None:
     info = connect()
     from flows.monitor import monitor as monitor_flow
 
-    with events.run_tags():
+    with _run_here():
         state = monitor_flow(model=model, return_state=True)
     run_url = completed_run_url(model, state, info)
     outcomes = state.result()
@@ -71,7 +88,7 @@ def retrain(
     info = connect()
     from flows.retrain import retrain as retrain_flow
 
-    with events.run_tags():
+    with _run_here():
         state = retrain_flow(model=model, reason=reason, return_state=True)
     run_url = completed_run_url(model, state, info)
     outcome = state.result()

@@ -14,6 +14,11 @@ One automation per alert kind in ``notify.alerts``, named ``driftline/<project>/
 - ``heartbeat``: the dead-man's switch, a proactive trigger that fires when no ``driftline.monitor.ran`` event has
   arrived for the project's model in ``notify.heartbeat_minutes``.
 
+Besides the alerts, and with or without notification blocks, ``driftline/<project>/<model>/zombies`` marks Crashed a
+run of the model whose process died: after a ``prefect.flow-run.heartbeat`` it expects another heartbeat or a final
+state within three heartbeat periods, and changes the silent run's state to Crashed (which ``run_failed`` pages on).
+See ``driftline.runtime.zombies`` for the other half, the reconcile at the start of a CLI command.
+
 Deploying replaces the model's automations in this project only, so the spec is the whole truth and other projects'
 automations stay. Webhook URLs and tokens live in the notification blocks, never in the spec.
 """
@@ -41,6 +46,8 @@ EVENT_ALERTS: dict[AlertKind, str] = {
 }
 FLOWS = ("train", "monitor", "retrain")
 _PAGE = 200
+ZOMBIE_HEARTBEAT_SECONDS = 60  # driftline's default for PREFECT_FLOWS_HEARTBEAT_FREQUENCY (Prefect's own is 180)
+MISSED_HEARTBEATS = 3  # a run is a zombie after this many heartbeat periods with neither a heartbeat nor an end
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,63 @@ def plan(spec: ModelSpec, block_ids: list[UUID], project: str | None = None) -> 
     return planned
 
 
+def heartbeat_seconds() -> int:
+    """The flow-run heartbeat period in effect (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, which driftline defaults to 60 s;
+    Prefect sends none below 30 s)."""
+    from prefect.settings import get_current_settings
+
+    value = get_current_settings().flows.heartbeat_frequency
+    return max(int(value), 30) if value else ZOMBIE_HEARTBEAT_SECONDS
+
+
+def zombie_automation(model: str, project: str | None = None, within: timedelta | None = None) -> Any:
+    """The automation that marks Crashed a run of ``model`` in ``project`` that stopped sending heartbeats.
+
+    After a heartbeat, Prefect expects another heartbeat or a final state within ``within`` (default three heartbeat
+    periods); if none comes, it changes that run's state to Crashed. One bucket per flow run.
+    """
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    project = project or events.current_project()
+    within = within or timedelta(seconds=MISSED_HEARTBEATS * heartbeat_seconds())
+    trigger = EventTrigger(
+        after={"prefect.flow-run.heartbeat"},
+        expect={
+            "prefect.flow-run.heartbeat",
+            "prefect.flow-run.Completed",
+            "prefect.flow-run.Failed",
+            "prefect.flow-run.Cancelled",
+            "prefect.flow-run.Crashed",
+        },
+        match={
+            "prefect.resource.id": "prefect.flow-run.*",
+            "prefect.resource.name": [f"{flow}-{model}" for flow in FLOWS],
+        },
+        match_related={"prefect.resource.role": "tag", "prefect.resource.id": events.project_tag_resource_id(project)},
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=within,
+    )
+    return AutomationCore(
+        name=f"driftline/{project}/{model}/zombies",
+        description=(
+            f"mark Crashed a {'/'.join(FLOWS)} run of {model} silent for {within.total_seconds():g} s "
+            f"(no heartbeat, no final state) (project {project})"
+        ),
+        tags=["driftline", events.project_tag(project), model_tag(model)],
+        trigger=trigger,
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"driftline: no heartbeat for {within.total_seconds():g} s; the run's process is gone",
+            )
+        ],
+    )
+
+
 def deploy(spec: ModelSpec, project: str | None = None) -> list[Deployed]:
     """Replace the model's automations in this project on the Prefect server with the ones its spec asks for."""
     from prefect.client.orchestration import get_client
@@ -180,6 +244,7 @@ def deploy(spec: ModelSpec, project: str | None = None) -> list[Deployed]:
     project = project or events.current_project()
     block_ids = resolve_blocks(spec)
     planned = plan(spec, block_ids, project) if block_ids else []
+    planned.append(zombie_automation(spec.name, project))  # whether or not anyone is notified: no run stays Running
     of_model = AutomationFilter(tags=AutomationFilterTags(all_=[model_tag(spec.name)]))
 
     with get_client(sync_client=True) as client:

@@ -29,6 +29,7 @@ from driftline.registry.records import (
     unmet,
 )
 from driftline.registry.schema import champions, gate_decisions, ledger, version_checks, versions
+from driftline.settings import pause_at
 
 CheckResult = tuple[Check, CheckStatus, str]
 
@@ -179,6 +180,7 @@ class ModelRecords:
                     if moved.rowcount != 1:
                         raise _Lost()
                 inserted = connection.execute(ledger.insert().values(row_values(entry))).inserted_primary_key
+                pause_at("train.promoting")  # kill tests: inside the transaction, champion and ledger not committed
         except (_Lost, sa.exc.IntegrityError):
             current = self.champion(model)
             raise PromotionConflict(

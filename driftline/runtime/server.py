@@ -22,6 +22,7 @@ from pathlib import Path
 
 from driftline.errors import ServerError
 from driftline.runtime.processes import launch
+from driftline.runtime.zombies import default_heartbeat
 from driftline.settings import TELEMETRY_OFF, get_settings, quiet_telemetry
 
 _started: dict[Path, subprocess.Popen[bytes]] = {}
@@ -185,6 +186,7 @@ def ensure(home: Path, port: int) -> ServerInfo:
 def connect() -> ServerInfo:
     """Make sure a Prefect API is reachable and exported as PREFECT_API_URL before Prefect is imported."""
     quiet_telemetry()
+    default_heartbeat()  # before Prefect is imported: its settings are read once
     settings = get_settings()
     info = ensure(settings.prefect_home, settings.prefect_port)
     os.environ["PREFECT_API_URL"] = info.api_url

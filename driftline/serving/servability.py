@@ -25,6 +25,7 @@ from driftline.runtime.processes import bentoml_command, launched
 from driftline.runtime.server import free_port
 from driftline.serving.config import SERVICE, ServeConfig, files_of
 from driftline.serving.requests import describe_errors
+from driftline.settings import pause_at
 from driftline.spec import ModelSpec
 
 
@@ -86,6 +87,7 @@ def _probe(
             if time.monotonic() > deadline:
                 return ServabilityReport(False, f"the service was not ready within 120 s; see {log_path}", rows)
             time.sleep(0.3)
+        pause_at("train.servability")  # kill tests: the service is up, its port held
 
         records = _records(features)
         response = client.post(f"{url}/predict", json={"rows": records})

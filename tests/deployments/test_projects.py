@@ -192,7 +192,7 @@ def test_two_projects_automations_live_on_one_server_and_answer_only_their_own_e
             found = client.read_automations(automations=tagged, sort=AutomationSort.NAME_ASC, limit=200, offset=0)
             return {a.name for a in found}
 
-    kinds = set(specs[alpha].notify.alerts)  # heartbeat included: fraud's monitor has a schedule
+    kinds = {*specs[alpha].notify.alerts, "zombies"}  # heartbeat included: fraud's monitor has a schedule
     assert names(alpha) == {f"driftline/{alpha}/fraud/{kind}" for kind in kinds}
     assert names(beta) == {f"driftline/{beta}/fraud/{kind}" for kind in kinds}
 

@@ -87,7 +87,8 @@ def notified(project: Project, prefect_server: str, receiver: Receiver, monkeypa
     )
     deployed = deploy(load_spec("fraud"))
     project_id = get_settings().project_id
-    assert {d.name for d in deployed} == {f"driftline/{project_id}/fraud/{kind}" for kind in ALERT_KINDS}  # one each
+    kinds = {*ALERT_KINDS, "zombies"}  # one each, and the automation that marks a silent run Crashed
+    assert {d.name for d in deployed} == {f"driftline/{project_id}/fraud/{kind}" for kind in kinds}
     return project
 
 
@@ -189,3 +190,33 @@ def test_a_monitor_that_stopped_trips_the_dead_mans_switch(notified: Project, re
     (message,) = receiver.wait_for("heartbeat", timeout=90)
     assert "the monitor has not run for 0.25 minutes" in message["subject"]
     assert _line(message, "run this:").startswith("run this: driftline monitor fraud")
+
+
+def test_a_run_whose_process_died_ends_crashed_and_pages_run_failed(notified: Project, receiver: Receiver) -> None:
+    import subprocess
+    import sys
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from driftline.oncall import events
+    from driftline.runtime.zombies import Holder, reconcile
+
+    @flow(name="train")
+    def placeholder() -> None:
+        pass
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    holder = Holder(Holder.this_process().host, gone.pid, None)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(
+            placeholder, name="train-fraud", tags=[events.project_tag(), holder.tag], state=Running()
+        )
+    (crashed,) = reconcile()
+    assert crashed.run_id == str(run.id)
+    (message,) = receiver.wait_for("run-failed")
+    assert "train-fraud Crashed" in message["subject"]
+    assert f"pid {gone.pid}) is gone" in message["body"]
+    assert _line(message, "run:").endswith(f"/runs/flow-run/{run.id}")
