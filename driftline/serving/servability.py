@@ -25,6 +25,7 @@ from driftline.runtime.processes import bentoml_command, launched
 from driftline.runtime.server import free_port
 from driftline.serving.config import SERVICE, ServeConfig, files_of
 from driftline.serving.requests import describe_errors
+from driftline.serving.supervisor import FAILURE_ENV
 from driftline.settings import pause_at
 from driftline.spec import ModelSpec
 
@@ -62,19 +63,31 @@ def check(tag: str, model: Any, rows: pd.DataFrame, spec: ModelSpec, log_dir: Pa
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"servability-{tag.replace(':', '-')}.log"
     # Profiling off: holdout rows are not live traffic. Auth off: the check talks to its own loopback process.
-    env = {**os.environ, **ServeConfig(tag=tag, files=files_of(tag)).to_env()}
+    # A model that cannot load is reported in the failure file (see driftline.serving.supervisor): no waiting.
+    failure = log_dir / f"servability-{tag.replace(':', '-')}.failure"
+    failure.unlink(missing_ok=True)
+    env = {**os.environ, **ServeConfig(tag=tag, files=files_of(tag)).to_env(), FAILURE_ENV: str(failure)}
     command = [bentoml_command(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
     with launched(command, log_path, env=env) as process:
-        return _probe(url, process, model, features, spec, log_path)
+        return _probe(url, process, model, features, spec, log_path, failure)
 
 
 def _probe(
-    url: str, process: subprocess.Popen[bytes], model: Any, features: pd.DataFrame, spec: ModelSpec, log_path: Path
+    url: str,
+    process: subprocess.Popen[bytes],
+    model: Any,
+    features: pd.DataFrame,
+    spec: ModelSpec,
+    log_path: Path,
+    failure: Path,
 ) -> ServabilityReport:
     rows = len(features)
     deadline = time.monotonic() + 120
     with httpx.Client(timeout=30) as client:
         while True:
+            reason = failure.read_text().strip() if failure.exists() else ""
+            if reason:
+                return ServabilityReport(False, f"the service cannot start: {reason}; see {log_path}", rows)
             if process.poll() is not None:
                 return ServabilityReport(
                     False, f"the service exited with code {process.returncode}; see {log_path}", rows

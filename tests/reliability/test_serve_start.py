@@ -77,3 +77,20 @@ def test_a_model_missing_from_the_store_stops_the_service_with_the_reason(
     assert f"error: {tag}: the service cannot start:" in output, output[-3000:]
     assert "not found" in output.lower(), output[-3000:]
     assert _port_free(port)
+
+
+def test_the_servability_check_of_a_model_that_cannot_load_says_why(
+    project: Project, trained_fraud: Trained, tmp_path: Path
+) -> None:
+    from driftline.serving import servability
+
+    tag = save_version(trained_fraud)
+    saved = Path(store.bentoml_home()) / "models" / "fraud" / tag.split(":")[1] / "saved_model.pkl"
+    saved.write_bytes(b"\x80\x04this is not a pickle" * 10)
+    start = time.monotonic()
+    report = servability.check(
+        tag, trained_fraud.fitted.model, trained_fraud.split.holdout, trained_fraud.spec, tmp_path
+    )
+    assert not report.ok
+    assert report.reason.startswith("the service cannot start: ") and tag in report.reason, report.reason
+    assert time.monotonic() - start < LIMIT_S
