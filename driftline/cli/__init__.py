@@ -30,6 +30,7 @@ COMMANDS = (
     ("build", serving.build),
     ("deploy", oncall.deploy),
     ("rollback", oncall.rollback),
+    ("verify", oncall.verify),
     ("trust", oncall.trust),
     ("replay", oncall.replay),
     ("demo", runs.demo),

@@ -68,6 +68,31 @@ def rollback(
     typer.echo(f"  a service started with `driftline serve {model}` (no --version) follows the champion")
 
 
+def verify(
+    model: Annotated[str, typer.Argument(help="model name")],
+    version: Annotated[str | None, typer.Option(help="a version (default: the champion)")] = None,
+) -> None:
+    """Check a version's stored files against the digests recorded when it was packaged (nothing is loaded)."""
+    from driftline.loop import integrity, store
+    from driftline.serving.config import version_of
+
+    record = version_of(model, version)
+    files = record.lineage.model_files
+    if not files:
+        raise DriftlineError(
+            f"{record.tag}: no file digests recorded (packaged before driftline recorded them); it is not loaded "
+            f"until they are: `driftline trust {record.tag} --reason ...` after checking the store, or retrain"
+        )
+    folder = store.folder(record.tag)
+    problems = integrity.differences(files, integrity.folder_digests(folder))
+    if problems:
+        typer.echo(f"{record.tag}: {len(problems)} file(s) differ from the packaged ones in {folder}:", err=True)
+        for problem in problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"{record.tag}: all {len(files)} files match the digests recorded when it was packaged")
+
+
 def trust(
     ref: Annotated[str, typer.Argument(help="MODEL:VERSION packaged before driftline recorded file digests")],
     reason: Annotated[str, typer.Option(help="why you trust the stored files now (recorded)")],

@@ -155,3 +155,19 @@ def test_driftline_serve_refuses_the_tampered_version(tampered: tuple[str, Path]
     while not _port_free(port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _port_free(port)
+
+
+def test_driftline_verify_lists_the_files_that_differ(tampered: tuple[str, Path], project: Project) -> None:
+    tag, marker = tampered
+    version = tag.split(":")[1]
+    result = CliRunner().invoke(app, ["verify", "fraud", "--version", version])
+    assert result.exit_code == 1
+    assert "1 file(s) differ" in result.output and "saved_model.pkl changed" in result.output
+    assert not marker.exists()
+
+
+def test_driftline_verify_passes_an_untouched_version(project: Project, trained_fraud: Trained) -> None:
+    tag = save_version(trained_fraud)
+    result = CliRunner().invoke(app, ["verify", "fraud", "--version", tag.split(":")[1]])
+    assert result.exit_code == 0, result.output
+    assert "files match the digests" in result.output
