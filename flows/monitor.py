@@ -11,7 +11,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from driftline.errors import DataValidationError
+from driftline.errors import DataValidationError, StoreError
 from driftline.loop.data import Batch
 from driftline.loop.landing import Changed, Entry, EntryState, Reason, Unreadable
 from driftline.loop.quarantine import Rejected
@@ -20,7 +20,7 @@ from driftline.monitoring.batches import BatchOutcome, Scored
 from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.traffic import TrafficWindow
 from driftline.oncall import events
-from driftline.registry import Champion
+from driftline.registry import Champion, ClaimOutcome, Hold
 from driftline.settings import pause_at, quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from tasks.artifacts import publish_drift
@@ -31,8 +31,10 @@ from tasks.monitoring import (
     claim_batch,
     claim_window,
     decide_retrain,
+    file_exists,
     find_new_batches,
     find_traffic_windows,
+    landing_hold,
     load_model,
     merge_window,
     predict_batch,
@@ -43,6 +45,9 @@ from tasks.monitoring import (
     record_quarantined,
     record_unreadable,
     reference_predictions,
+    release_batch,
+    release_window,
+    restore_batch,
 )
 from tasks.notification import (
     notify_drift_detected,
@@ -73,40 +78,78 @@ def monitor(model: str) -> list[BatchOutcome]:
 
     outcomes: list[BatchOutcome] = []
     failures: list[str] = []
+    released: list[str] = []
     for entry in find_new_batches(spec):
-        landed = land(spec, entry, champion, run_id)
-        if isinstance(landed, BatchOutcome):
-            outcomes.append(landed)
-            failures.extend([landed.reason] if landed.reason and landed.fingerprint else [])  # moved to quarantine
+        if not moves(entry):  # waiting, or a directory/device left in place: reported, nothing read or moved
+            landed = land(spec, entry, champion, run_id)
+            outcomes.extend([landed] if isinstance(landed, BatchOutcome) else [])
             continue
-        if landed is None:
-            continue
-        batch = landed
-        if not claim_batch(spec, batch=batch):
-            kept = archive_batch(spec, batch=batch, duplicate=True)
-            logger.info("%s: %s repeats batch %s; kept at %s", model, batch.origin, batch.fingerprint[:12], kept)
-            outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "duplicate"))
-            continue
-        pause_at("monitor.claimed")
-        report = validate_batch(spec, batch=batch)
-        if not report.success:
-            rejected = reject_batch(spec, batch=batch, report=report, where="landing")
-            notify_validation_failed(spec, rejected, champion)
-            record_quarantined(spec, rejected=rejected, flow_run_id=run_id)
-            failures.append(rejected.message)
-            outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, BatchStatus.QUARANTINED))
-            continue
-        predictor = predictor if predictor is not None else load_model(spec, version=champion.version)
-        outcomes.append(score_batch(spec, batch, champion.version, predictor, reference, run_id))
+        # Leased before it is read: reading, quarantine and scoring happen under the lease; exactly one run has it.
+        with landing_hold(spec, entry.path, run_id) as hold:
+            if hold is None:
+                logger.info("%s: %s is being processed by another monitor run; left for later", model, entry.path)
+                outcomes.append(BatchOutcome(entry.path, "", "busy"))
+                continue
+            if not file_exists(entry.path):  # taken (archived or quarantined) by another run since the listing
+                logger.info("%s: %s was taken by another monitor run since the listing; skipped", model, entry.path)
+                continue
+            landed = land(spec, entry, champion, run_id)
+            if isinstance(landed, BatchOutcome):
+                outcomes.append(landed)
+                failures.extend([landed.reason] if landed.reason and landed.fingerprint else [])  # quarantined
+                continue
+            if landed is None:
+                continue
+            batch = landed
+            claim = claim_batch(spec, batch=batch, hold=hold)
+            if claim.outcome == ClaimOutcome.BUSY:
+                by = claim.previous.holder if claim.previous else None
+                logger.info(
+                    "%s: %s: the same content is being processed by %s; left for later", model, batch.origin, by
+                )
+                outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "busy"))
+                continue
+            if claim.outcome == ClaimOutcome.DUPLICATE:
+                kept = archive_batch(spec, batch=batch, duplicate=True)
+                logger.info("%s: %s repeats batch %s; kept at %s", model, batch.origin, batch.fingerprint[:12], kept)
+                outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, "duplicate"))
+                continue
+            pause_at("monitor.claimed")
+            try:
+                report = validate_batch(spec, batch=batch)
+                if not report.success:
+                    rejected = reject_batch(spec, batch=batch, report=report, where="landing")
+                    notify_validation_failed(spec, rejected, champion)
+                    record_quarantined(spec, rejected=rejected, flow_run_id=run_id, hold=hold)
+                    failures.append(rejected.message)
+                    outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, BatchStatus.QUARANTINED))
+                    continue
+                predictor = predictor if predictor is not None else load_model(spec, version=champion.version)
+                outcomes.append(score_batch(spec, batch, champion.version, predictor, reference, run_id, hold))
+            except Exception as error:  # a transient failure (a store, the registry): the next run retries the batch
+                release_batch(spec, hold=hold, batch=batch, error=str(error))
+                released.append(f"{batch.origin}: released for the next run after: {error}")
+                outcomes.append(BatchOutcome(batch.origin, batch.fingerprint, BatchStatus.RELEASED, reason=str(error)))
 
     for window in find_traffic_windows(spec):
         if claim_window(spec, window=window):
-            outcomes.append(score_window(spec, window, reference, run_id))
+            try:
+                outcomes.append(score_window(spec, window, reference, run_id))
+            except Exception as error:
+                release_window(spec, window=window)
+                released.append(f"traffic window {window.key}: released for the next run after: {error}")
 
     notify_monitor_ran(spec, outcomes)
+    if released:  # nothing lost, but a store failed: the run fails so on-call sees it
+        raise StoreError("\n".join([*released, *failures]))
     if failures:
         raise DataValidationError("\n".join(failures))
     return outcomes
+
+
+def moves(entry: Entry) -> bool:
+    """Whether the monitor reads or moves this entry (a ready file, or a link to quarantine): done under a lease."""
+    return entry.state == EntryState.READY or entry.kind == "symlink"
 
 
 def land(spec: ModelSpec, entry: Entry, champion: Champion | None, run_id: str | None) -> Batch | BatchOutcome | None:
@@ -153,12 +196,14 @@ def land(spec: ModelSpec, entry: Entry, champion: Champion | None, run_id: str |
 
 
 def score_batch(
-    spec: ModelSpec, batch: Batch, version: str, predictor: Any, reference: str, run_id: str | None
+    spec: ModelSpec, batch: Batch, version: str, predictor: Any, reference: str, run_id: str | None, hold: Hold
 ) -> BatchOutcome:
-    """Profile a validated batch with the champion's predictions on it, archive it, and score it for drift."""
+    """Profile a validated batch with the champion's predictions on it, score it for drift, archive it and record it.
+
+    A failure before the record leaves the file in (or moves it back to) the landing area: nothing is lost.
+    """
     predictions = predict_batch(spec, model=predictor, batch=batch)
     profile = profile_batch(spec, batch=batch, kind="batch", predictions=predictions)
-    stored = archive_batch(spec, batch=batch)
     pause_at("monitor.scoring")
     drift = score_drift(
         spec,
@@ -168,7 +213,14 @@ def score_batch(
         key=batch.fingerprint,
         prediction_reference=reference_predictions(spec, version=version) if predictions else None,
     )
-    return judge(spec, drift, Scored.batch(batch, stored, profile), run_id)
+    stored = archive_batch(spec, batch=batch)
+    scored = Scored.batch(batch, stored, profile)
+    try:
+        record_drift(spec, drift=drift, scored=scored, flow_run_id=run_id, hold=hold)
+    except Exception:
+        restore_batch(spec, stored=stored, batch=batch)
+        raise
+    return decide(spec, drift, scored, run_id)
 
 
 def score_window(spec: ModelSpec, window: TrafficWindow, champion_reference: str, run_id: str | None) -> BatchOutcome:
@@ -190,8 +242,13 @@ def score_window(spec: ModelSpec, window: TrafficWindow, champion_reference: str
 
 def judge(spec: ModelSpec, drift: DriftReport, scored: Scored, run_id: str | None) -> BatchOutcome:
     """Record a scored batch or window, publish its drift table, apply the policy, and emit drift if it says so."""
-    logger = get_run_logger()
     record_drift(spec, drift=drift, scored=scored, flow_run_id=run_id)
+    return decide(spec, drift, scored, run_id)
+
+
+def decide(spec: ModelSpec, drift: DriftReport, scored: Scored, run_id: str | None) -> BatchOutcome:
+    """For a recorded batch or window: publish its drift table, apply the policy, and emit drift if it says so."""
+    logger = get_run_logger()
     publish_drift(spec, drift, scored.origin)
     decision = decide_retrain(spec, fingerprint=drift.batch, flow_run_id=run_id)
     logger.info("%s: %s: %s; %s: %s", spec.name, scored.origin, drift.summary(), decision.decision, decision.reason)

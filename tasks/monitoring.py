@@ -3,7 +3,11 @@ what the monitor found and apply the retrain policy."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from driftline.loop import data, landing
@@ -17,7 +21,7 @@ from driftline.monitoring.batches import Scored
 from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.policy import PolicyDecision
 from driftline.monitoring.traffic import TrafficWindow
-from driftline.registry import open_registry
+from driftline.registry import CLAIM_TTL_S, Claim, ClaimOutcome, Hold, holder_for, open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from tasks.options import FILES, MODEL_STORE, REGISTRY, run_logger, step
@@ -61,8 +65,14 @@ def find_traffic_windows(spec: ModelSpec) -> list[TrafficWindow]:
 
 @step("claim-window", REGISTRY)
 def claim_window(spec: ModelSpec, *, window: TrafficWindow) -> bool:
-    """Claim a traffic window by its key; False if another monitor run has it."""
+    """Claim a traffic window by its key (leased to this process); False if another monitor run has it."""
     return bool(open_registry().claim_batch(spec.name, window.key, window.folder))
+
+
+@step("release-window", REGISTRY)
+def release_window(spec: ModelSpec, *, window: TrafficWindow) -> bool:
+    """Give a window's claim back after a transient failure (``released``): the next monitor run scores it."""
+    return open_registry().give_back_batch(spec.name, window.key, holder_for())
 
 
 @step("merge-window", FILES)
@@ -71,10 +81,63 @@ def merge_window(spec: ModelSpec, *, window: TrafficWindow) -> ProfileRecord:
     return traffic.merge_window(window, get_settings().profiles)
 
 
-@step("claim-batch", REGISTRY)
-def claim_batch(spec: ModelSpec, *, batch: Batch) -> bool:
-    """Claim a batch by its fingerprint; False if this content was processed (or is being processed) already."""
-    return bool(open_registry().claim_batch(spec.name, batch.fingerprint, batch.origin))
+@contextmanager
+def landing_hold(spec: ModelSpec, path: str, run_id: str | None) -> Iterator[Hold | None]:
+    """Lease one landing file for this run before it is read (None: another live monitor run has it, so it is
+    ``busy``); renewed in the background while the work goes on, and given back on leaving."""
+    hold = Hold.take(open_registry(), spec.name, path, holder_for(run_id), CLAIM_TTL_S)
+    try:
+        yield hold
+    finally:
+        if hold is not None:
+            hold.close()
+
+
+def file_exists(path: str) -> bool:
+    """Whether a listed landing entry is still there (another monitor run may have taken it since); a link counts
+    as there even when its target is not (it is quarantined as a link, never followed)."""
+    if "://" in path and not path.startswith("file://"):
+        return data.exists(path)
+    return os.path.lexists(path.removeprefix("file://"))
+
+
+# No retries on a claim: a retried success would find its own claim busy.
+@step("claim-batch")
+def claim_batch(spec: ModelSpec, *, batch: Batch, hold: Hold) -> Claim:
+    """Claim a batch's content under the file's hold: ``claimed`` or ``taken_over`` (this run processes it),
+    ``busy`` (a live run has the same content) or ``duplicate`` (the content was accepted or quarantined)."""
+    claim = hold.claim(batch.fingerprint, batch.origin)
+    if claim.outcome == ClaimOutcome.TAKEN_OVER and claim.previous is not None:
+        run_logger().warning(
+            "%s: %s: took over the claim of %s (its process died or its lease expired)",
+            spec.name,
+            batch.origin,
+            claim.previous.holder or "a run from before leases",
+        )
+    return claim
+
+
+@step("release-batch", REGISTRY)
+def release_batch(spec: ModelSpec, *, hold: Hold, batch: Batch, error: str) -> bool:
+    """Give a batch's claim back after a transient failure (``released``); its file stays in (or is moved back to)
+    the landing area, so the next monitor run retries it."""
+    released = hold.give_back()
+    where = "still in" if batch.path is None or data.exists(batch.path) else "missing from"
+    run_logger().warning(
+        "%s: %s: released for the next run after: %s (the file is %s the landing area)",
+        spec.name,
+        batch.origin,
+        error,
+        where,
+    )
+    return released
+
+
+@step("restore-batch", FILES)
+def restore_batch(spec: ModelSpec, *, stored: str, batch: Batch) -> None:
+    """Move an archived batch back to where it landed (its outcome could not be recorded): nothing is lost."""
+    if batch.path is not None and not data.exists(batch.path):
+        data.move_to(Path(stored), batch.path)
 
 
 @step("archive-batch")
@@ -90,15 +153,19 @@ def read_reference(spec: ModelSpec, *, version: str, fallback: str | None = None
 
 
 @step("record-quarantined", REGISTRY)
-def record_quarantined(spec: ModelSpec, *, rejected: Rejected, flow_run_id: str | None) -> None:
-    """Record a claimed batch that failed validation as quarantined."""
-    batches.record_quarantined(open_registry(), spec.name, rejected, flow_run_id)
+def record_quarantined(
+    spec: ModelSpec, *, rejected: Rejected, flow_run_id: str | None, hold: Hold | None = None
+) -> None:
+    """Record a claimed batch that failed validation as quarantined (only while ``hold`` still holds it)."""
+    batches.record_quarantined(open_registry(), spec.name, rejected, flow_run_id, hold.holder if hold else None)
 
 
 @step("record-drift", REGISTRY)
-def record_drift(spec: ModelSpec, *, drift: DriftReport, scored: Scored, flow_run_id: str | None) -> None:
-    """Record a scored batch or window with its drift result, profile and report."""
-    batches.record_scored(open_registry(), spec.name, drift, scored, flow_run_id)
+def record_drift(
+    spec: ModelSpec, *, drift: DriftReport, scored: Scored, flow_run_id: str | None, hold: Hold | None = None
+) -> None:
+    """Record a scored batch or window with its drift result, profile and report (only while ``hold`` holds it)."""
+    batches.record_scored(open_registry(), spec.name, drift, scored, flow_run_id, hold.holder if hold else None)
 
 
 @step("decide-retrain", REGISTRY)

@@ -49,7 +49,9 @@ class BatchOutcome:
 
     origin: str
     fingerprint: str
-    status: str  # accepted, quarantined, duplicate, rejected (not a regular file), waiting; window (live traffic)
+    # accepted, quarantined, duplicate, rejected (not a regular file), waiting; busy (another run has it: left for
+    # later), released (a transient failure: the next run retries it); window (live traffic)
+    status: str
     drifted: list[str] = field(default_factory=list)
     decision: PolicyDecision | None = None
     report_path: str | None = None
@@ -72,7 +74,8 @@ class BatchOutcome:
 def counts(outcomes: list[BatchOutcome]) -> dict[str, int]:
     """How many landed batches and traffic windows a monitor run handled (the payload of its heartbeat)."""
     return {
-        "batches": sum(o.status not in (BatchStatus.WINDOW, "rejected") for o in outcomes),  # not a directory
+        # not a directory, nor a file another run has
+        "batches": sum(o.status not in (BatchStatus.WINDOW, "rejected", "busy") for o in outcomes),
         "windows": sum(o.status == BatchStatus.WINDOW for o in outcomes),
     }
 
@@ -92,23 +95,37 @@ def reference_profile(
         return fallback
 
 
-def record_quarantined(registry: Registry, model: str, rejected: Rejected, flow_run_id: str | None) -> None:
-    """Record a claimed batch that failed validation as quarantined, where it is kept."""
-    registry.finish_batch(
+def record_quarantined(
+    registry: Registry, model: str, rejected: Rejected, flow_run_id: str | None, holder: str | None = None
+) -> None:
+    """Record a claimed batch that failed validation as quarantined, where it is kept (only while ``holder`` holds
+    the claim, if given)."""
+    finished = registry.finish_batch(
         model,
         rejected.fingerprint,
+        holder,
         status=BatchStatus.QUARANTINED,
         stored_path=str(rejected.kept),
         rows=rejected.rows,
         flow_run_id=flow_run_id,
     )
+    _check_held(finished, model, rejected.fingerprint, holder)
 
 
-def record_scored(registry: Registry, model: str, drift: DriftReport, scored: Scored, flow_run_id: str | None) -> None:
-    """Record a scored batch or window: its drift result, profile, report and where it is kept."""
-    registry.finish_batch(
+def record_scored(
+    registry: Registry,
+    model: str,
+    drift: DriftReport,
+    scored: Scored,
+    flow_run_id: str | None,
+    holder: str | None = None,
+) -> None:
+    """Record a scored batch or window: its drift result, profile, report and where it is kept (only while
+    ``holder`` holds the claim, if given)."""
+    finished = registry.finish_batch(
         model,
         drift.batch,
+        holder,
         status=scored.status,
         stored_path=scored.stored,
         rows=scored.rows,
@@ -119,3 +136,12 @@ def record_scored(registry: Registry, model: str, drift: DriftReport, scored: Sc
         report_path=drift.report_path,
         flow_run_id=flow_run_id,
     )
+    _check_held(finished, model, drift.batch, holder)
+
+
+def _check_held(finished: bool, model: str, fingerprint: str, holder: str | None) -> None:
+    if holder is not None and not finished:
+        raise StoreError(
+            f"{model}: batch {fingerprint[:12]}: another run took this run's claim over (its lease expired while "
+            "this run stalled); this run's result is not recorded"
+        )

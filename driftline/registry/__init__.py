@@ -33,7 +33,7 @@ from driftline.loop.lineage import Lineage
 from driftline.loop.statuses import Decision
 from driftline.registry import schema
 from driftline.registry.batches import BatchRecords
-from driftline.registry.leases import Leases, Renewer, holder_dead, holder_for
+from driftline.registry.leases import Hold, Leases, Renewer, holder_dead, holder_for
 from driftline.registry.models import ModelRecords
 from driftline.registry.records import (
     RECLAIMABLE,
@@ -54,6 +54,7 @@ from driftline.registry.records import (
 )
 
 __all__ = [
+    "CLAIM_TTL_S",
     "RECLAIMABLE",
     "SCORED",
     "BatchRecord",
@@ -66,6 +67,7 @@ __all__ = [
     "ClaimOutcome",
     "Decision",
     "GateRecord",
+    "Hold",
     "Lease",
     "LedgerEntry",
     "MonitorDecision",

@@ -7,6 +7,7 @@ on another host is trusted until its lease expires; a holder that is alive here 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -15,11 +16,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from driftline.registry.records import Lease, from_row, now, utc
+from driftline.registry.records import Claim, Lease, from_row, now, utc
 from driftline.registry.schema import leases
+
+if TYPE_CHECKING:
+    from driftline.registry import Registry
 
 logger = logging.getLogger("driftline")
 
@@ -139,3 +144,71 @@ class Renewer:
                     return
             except Exception as error:  # the next tick tries again; the expiry allows for it
                 logger.warning("%s: cannot renew the lease (will retry): %s", self.what, error)
+
+
+def file_lease_name(model: str, path: str) -> str:
+    """The lease on one landing file, by its path (hashed: a path can outgrow the lease name's 200 characters)."""
+    return f"landing:{model}:{hashlib.sha256(path.encode()).hexdigest()[:40]}"
+
+
+class Hold:
+    """One run's hold on one landing file: a lease on its path, then the claim on its content, renewed together.
+
+    Taken before the file is read, so reading, quarantine and scoring all happen under it; a second monitor finds
+    the file ``busy`` and leaves it. :meth:`close` stops the renewer and gives the file's lease back (the content
+    claim ends when its outcome is recorded, or :meth:`give_back` after a transient failure).
+    """
+
+    def __init__(self, registry: Registry, model: str, path: str, holder: str, ttl_s: float) -> None:
+        self.registry = registry
+        self.model = model
+        self.path = path
+        self.holder = holder
+        self.ttl_s = ttl_s
+        self.fingerprint: str | None = None
+        self._claim_open = False
+        self._renewer = Renewer(self._renew, ttl_s / 3, path)
+
+    @classmethod
+    def take(cls, registry: Registry, model: str, path: str, holder: str, ttl_s: float) -> Hold | None:
+        """Lease the file at ``path`` and start renewing; None if a live holder (another monitor) has it."""
+        if registry.acquire(file_lease_name(model, path), holder, ttl_s) is None:
+            return None
+        hold = cls(registry, model, path, holder, ttl_s)
+        hold._renewer.__enter__()
+        return hold
+
+    def claim(self, fingerprint: str, origin: str) -> Claim:
+        """Claim the file's content; while it is claimed, the renewer keeps the claim's lease too."""
+        claim = self.registry.claim_batch(self.model, fingerprint, origin, self.holder, self.ttl_s)
+        if claim:
+            self.fingerprint, self._claim_open = fingerprint, True
+        return claim
+
+    @property
+    def lost(self) -> bool:
+        """Whether another run took the lease over (this process stalled past its expiry)."""
+        return self._renewer.lost
+
+    def give_back(self) -> bool:
+        """After a transient failure: the content claim becomes ``released`` (False if it was not held)."""
+        if self.fingerprint is None:
+            return False
+        return self.registry.give_back_batch(self.model, self.fingerprint, self.holder)
+
+    def close(self) -> None:
+        self._renewer.__exit__(None, None, None)
+        self.registry.release(file_lease_name(self.model, self.path), self.holder)
+
+    def _renew(self) -> bool:
+        held = self.registry.renew(file_lease_name(self.model, self.path), self.holder, self.ttl_s)
+        fingerprint = self.fingerprint
+        if self._claim_open and fingerprint is not None:
+            if self.registry.renew_batch(self.model, fingerprint, self.holder, self.ttl_s):
+                return held
+            record = self.registry.batch(self.model, fingerprint)
+            # Recorded or given back by this run: nothing left to renew. Processing under another holder: lost.
+            taken = record is not None and record.status == "processing" and record.holder != self.holder
+            held = held and not taken
+            self._claim_open = False
+        return held
