@@ -3,7 +3,8 @@
     DriftlineError
      ├── SpecError            a model spec or suite file breaks a rule (names the file, key and rule)
      ├── DataError            a batch cannot be read or lacks a declared column (names the file and column)
-     │    └── DataValidationError   a batch failed its expectation suite and was quarantined
+     │    ├── DataValidationError   a batch failed its expectation suite and was quarantined
+     │    └── UnreadableFile        a file's content cannot be a batch (empty, damaged, wrong encoding or format)
      ├── TrainingError        the data cannot be split or fitted as the spec asks
      ├── PromotionConflict    the champion changed since the run began (compare-and-set lost)
      ├── NotPromotable        the version has not passed every check a champion needs (names the check)
@@ -32,6 +33,21 @@ class DataError(DriftlineError):
 
 class DataValidationError(DataError):
     """A batch failed its expectation suite; it has been quarantined, not dropped."""
+
+
+class UnreadableFile(DataError):
+    """A file's content cannot be read as a batch: reading it again gives the same answer (never retried).
+
+    ``reason`` is one of ``driftline.loop.data.Reason`` (empty, unreadable, wrong_encoding, unknown_format).
+    """
+
+    def __init__(self, path: str, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[UnreadableFile], tuple[str, str, str]]:
+        return (UnreadableFile, (self.path, self.reason, str(self)))  # pickles whole (Prefect keeps task errors)
 
 
 class TrainingError(DriftlineError):

@@ -122,7 +122,14 @@ def validated_data(
         rejected = [reject_batch(spec, batch=batch, report=report) for batch, report in checked.failed_history]
         for each in rejected:
             notify_validation_failed(spec, each, champion)
-        raise DataValidationError("\n".join(each.message for each in rejected))
+        passed = [(batch, report) for batch, report in checked.history if report.success]
+        if spec.source.on_unreadable == "fail" or not passed:
+            raise DataValidationError("\n".join(each.message for each in rejected))
+        for (
+            each
+        ) in rejected:  # source.on_unreadable = "skip": named, copied to quarantine, left in place, not trained on
+            get_run_logger().warning('%s: skipped (source.on_unreadable = "skip"): %s', spec.name, each.message)
+        return Validated(history=passed, recent=checked.recent)
     return checked
 
 

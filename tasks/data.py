@@ -10,13 +10,13 @@ from driftline.loop.quarantine import Rejected
 from driftline.loop.validation import ValidationReport
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
-from tasks.options import FILES, step
+from tasks.options import FILES, run_logger, step
 
 
 @step("load-batches", FILES)
 def load_batches(spec: ModelSpec, *, location: str | None = None) -> list[Batch]:
     """Load every batch of the model's source, fingerprinted; ``location`` replaces a file source for one run."""
-    return data.load_source(spec, location)
+    return data.load_source(spec, location, run_logger().warning)
 
 
 @step("check-columns")

@@ -41,7 +41,20 @@ def step(name: str, retries: Retries | None = None) -> Callable[[Callable[P, R]]
     """
     if retries is None:
         return task(name=name, cache_policy=NO_CACHE)
-    return task(name=name, retries=retries.count, retry_delay_seconds=list(retries.delays), cache_policy=NO_CACHE)
+    return task(
+        name=name,
+        retries=retries.count,
+        retry_delay_seconds=list(retries.delays),
+        retry_condition_fn=_worth_retrying,
+        cache_policy=NO_CACHE,
+    )
+
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry I/O, never a spec error or a file whose content cannot be read: the next try reads the same bytes."""
+    from driftline.errors import SpecError, UnreadableFile
+
+    return not isinstance(state.data, (SpecError, UnreadableFile))
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:

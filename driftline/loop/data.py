@@ -15,15 +15,16 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
-from driftline.errors import DataError, SpecError
+from driftline.errors import DataError, SpecError, UnreadableFile
 from driftline.spec import ModelSpec, Source
 
 
@@ -65,6 +66,17 @@ def _column_label(label: Any) -> str | list[str]:
     return [type(label).__qualname__, str(label)]
 
 
+class Reason(StrEnum):
+    """Why a file went to quarantine or was skipped (``invalid``: it was read and failed the suite)."""
+
+    UNREADABLE = "unreadable"
+    WRONG_ENCODING = "wrong_encoding"
+    UNKNOWN_FORMAT = "unknown_format"
+    EMPTY = "empty"
+    INVALID = "invalid"
+    NOT_REGULAR = "not_regular"  # a symbolic link in a landing area, kept as a link
+
+
 def _format_of(path: str, declared: str | None) -> str:
     if declared:
         return declared
@@ -77,17 +89,78 @@ def _format_of(path: str, declared: str | None) -> str:
 
 
 def read_file(path: str, declared_format: str | None = None) -> pd.DataFrame:
-    """Read one Parquet or CSV file from a local path or fsspec URL."""
-    kind = _format_of(path, declared_format)
+    """Read one Parquet or CSV file from a local path or fsspec URL.
+
+    Content that cannot be read raises UnreadableFile with the reason in plain words and the reader's own message.
+    """
+    try:
+        kind = _format_of(path, declared_format)
+    except SpecError:
+        suffix = Path(path).suffix or "no extension"
+        raise UnreadableFile(
+            path,
+            Reason.UNKNOWN_FORMAT,
+            f"{path}: unknown format ({suffix}): batches are .parquet, .pq, .csv or .tsv (optionally .gz); "
+            "set source.format to read every file as one format",
+        ) from None
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
         tabs = path.lower().removesuffix(".gz").removesuffix(".zst").endswith(".tsv")
-        return pd.read_csv(path, sep="\t" if tabs else ",")
+        frame = pd.read_csv(path, sep="\t" if tabs else ",")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except Exception as error:  # pandas/pyarrow raise many types for a damaged file; name the file once
-        raise DataError(f"{path}: cannot read as {kind}: {error}") from error
+        raise _unreadable(path, kind, error) from error
+    _check_header(path, frame, tabs)
+    return frame
+
+
+def read_batch(path: str, declared_format: str | None = None) -> Batch:
+    """Read one file as a batch; UnreadableFile if it is empty (0 bytes, or no rows) or cannot be read."""
+    if not _remote(path) and _local(path).is_file() and _local(path).stat().st_size == 0:
+        raise UnreadableFile(path, Reason.EMPTY, f"{path}: the file is empty (0 bytes)")
+    frame = read_file(path, declared_format)
+    if frame.empty:
+        what = "a header and no rows" if len(frame.columns) else "no columns and no rows"
+        raise UnreadableFile(path, Reason.EMPTY, f"{path}: nothing to score: {what}")
+    return Batch(origin=path, frame=frame, fingerprint=fingerprint(frame), path=path)
+
+
+def _check_header(path: str, frame: pd.DataFrame, tabs: bool) -> None:
+    """A CSV header that names a column twice: pandas would quietly rename the second (amount.1)."""
+    import fsspec
+
+    with fsspec.open(path, "rt", encoding="utf-8", compression="infer", newline="") as handle:
+        import csv
+
+        header = next(csv.reader(handle, delimiter="\t" if tabs else ","), [])
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise UnreadableFile(
+            path, Reason.UNREADABLE, f"{path}: the header names {', '.join(map(repr, twice))} more than once"
+        )
+
+
+def _unreadable(path: str, kind: str, error: BaseException) -> UnreadableFile:
+    """The reader's error in plain words, with the library's own message after it."""
+    detail = f"{type(error).__name__}: {error}".strip()
+    if isinstance(error, UnicodeDecodeError):
+        byte = error.object[error.start : error.start + 1].hex()
+        return UnreadableFile(
+            path,
+            Reason.WRONG_ENCODING,
+            f"{path}: not UTF-8 text (byte 0x{byte} at offset {error.start}); save the file as UTF-8",
+        )
+    if isinstance(error, pd.errors.EmptyDataError):
+        return UnreadableFile(path, Reason.EMPTY, f"{path}: nothing to read: no header and no rows")
+    if kind == "parquet":
+        what = "not a readable Parquet file (damaged or cut short)"
+        return UnreadableFile(path, Reason.UNREADABLE, f"{path}: {what}: {detail}")
+    if isinstance(error, (EOFError, OSError)) or "gzip" in detail.lower() or "compress" in detail.lower():
+        what = "cannot decompress it (the name says compressed)"
+        return UnreadableFile(path, Reason.UNREADABLE, f"{path}: {what}: {detail}")
+    return UnreadableFile(path, Reason.UNREADABLE, f"{path}: the CSV does not parse: {detail}")
 
 
 def expand(location: str) -> list[str]:
@@ -107,23 +180,63 @@ def expand(location: str) -> list[str]:
 IN_PROGRESS_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
-def load_source(spec: ModelSpec, location: str | None = None) -> list[Batch]:
-    """Load every batch of the spec's source (or of ``location``, which replaces a file source for one run)."""
+def load_source(
+    spec: ModelSpec, location: str | None = None, report: Callable[[str], object] | None = None
+) -> list[Batch]:
+    """Load every batch of the spec's source (or of ``location``, which replaces a file source for one run).
+
+    A file that cannot be read fails the load, naming every such file and its reason (``source.on_unreadable =
+    "fail"``, the default), or is skipped and named through ``report`` (``"skip"``). It is never moved.
+    """
     source = spec.source if location is None else Source(path=location, format=spec.source.format)
     if source.path is not None:
         pattern = spec.resolve(source.path)
         files = expand(pattern)
         if not files:
             raise DataError(f"{pattern}: no files match (source.path in {spec.label})")
-        return [_file_batch(path, source.format) for path in files]
+        batches: list[Batch] = []
+        unreadable: list[UnreadableFile] = []
+        for path in files:
+            try:
+                batches.append(read_batch(path, source.format))
+            except UnreadableFile as error:
+                unreadable.append(error)
+        if unreadable:
+            _unreadable_sources(spec, pattern, unreadable, batches, report)
+        return batches
     if source.sql is not None:
         return [_sql_batch(source)]
     return [_sklearn_batch(str(source.sklearn), spec)]
 
 
-def _file_batch(path: str, declared_format: str | None) -> Batch:
-    frame = read_file(path, declared_format)
-    return Batch(origin=path, frame=frame, fingerprint=fingerprint(frame), path=path)
+def _unreadable_sources(
+    spec: ModelSpec,
+    pattern: str,
+    unreadable: list[UnreadableFile],
+    batches: list[Batch],
+    report: Callable[[str], object] | None,
+) -> None:
+    """Fail on the source's unreadable files, or name each as skipped (``source.on_unreadable``)."""
+    lines = [f"  {error} [{error.reason}]" for error in unreadable]
+    if spec.source.on_unreadable == "skip" and batches:
+        for line in lines:
+            (report or _warn)(f'{spec.label}: skipped (source.on_unreadable = "skip"; the file stays):{line}')
+        return
+    why = (
+        "no file of it can be read"
+        if spec.source.on_unreadable == "skip"
+        else 'source.on_unreadable = "fail"; "skip" trains on the rest'
+    )
+    message = "\n".join(
+        [f"{spec.label}: {len(unreadable)} of the source's files cannot be read ({pattern}; {why}):", *lines]
+    )
+    raise UnreadableFile(pattern, unreadable[0].reason, message + "\n  the files are left in place: fix or remove them")
+
+
+def _warn(message: str) -> None:
+    import logging
+
+    logging.getLogger("driftline").warning(message)
 
 
 def _sql_batch(source: Source, limit: int | None = None) -> Batch:

@@ -26,9 +26,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from driftline.errors import DataError, SpecError
+from driftline.errors import UnreadableFile
 from driftline.loop import data
-from driftline.loop.data import Batch
+from driftline.loop.data import Batch, Reason
+
+__all__ = ["Changed", "Entry", "EntryState", "Kept", "Reason", "Unreadable", "quarantine", "read", "scan"]
 
 
 class EntryState(StrEnum):
@@ -37,17 +39,6 @@ class EntryState(StrEnum):
     READY = "ready"
     WAITING = "waiting"
     NOT_REGULAR = "not_regular"
-
-
-class Reason(StrEnum):
-    """Why a ready file went to quarantine (``invalid``: it was read and failed the suite)."""
-
-    UNREADABLE = "unreadable"
-    WRONG_ENCODING = "wrong_encoding"
-    UNKNOWN_FORMAT = "unknown_format"
-    EMPTY = "empty"
-    INVALID = "invalid"
-    NOT_REGULAR = "not_regular"  # a symbolic link, kept as a link
 
 
 @dataclass(frozen=True)
@@ -212,27 +203,14 @@ def read(entry: Entry, declared_format: str | None = None) -> Batch | Unreadable
     if entry.size == 0:
         return Unreadable(entry, Reason.EMPTY, f"{entry.path}: the file is empty (0 bytes)")
     try:
-        kind = data._format_of(entry.path, declared_format)
-    except SpecError:
-        suffix = Path(entry.path).suffix or "no extension"
-        return Unreadable(
-            entry,
-            Reason.UNKNOWN_FORMAT,
-            f"{entry.path}: unknown format ({suffix}): batches are .parquet, .pq, .csv or .tsv (optionally .gz); "
-            "set source.format to read every file as one format",
-        )
-    try:
-        frame = data.read_file(entry.path, declared_format)
-    except DataError as error:
+        batch = data.read_batch(entry.path, declared_format)
+    except UnreadableFile as error:
         if _changed(entry):
             return Changed(entry, f"{entry.path}: changed while it was read; it waits for the next run")
-        return _unreadable(entry, kind, error.__cause__ or error)
+        return Unreadable(entry, Reason(error.reason), str(error))
     if _changed(entry):
         return Changed(entry, f"{entry.path}: changed while it was read; it waits for the next run")
-    if frame.empty:
-        what = "a header and no rows" if len(frame.columns) else "no columns and no rows"
-        return Unreadable(entry, Reason.EMPTY, f"{entry.path}: nothing to score: {what}")
-    return Batch(origin=entry.path, frame=frame, fingerprint=data.fingerprint(frame), path=entry.path)
+    return batch
 
 
 def _changed(entry: Entry) -> bool:
@@ -244,31 +222,6 @@ def _changed(entry: Entry) -> bool:
     except FileNotFoundError:
         return True
     return not stat.S_ISREG(info.st_mode) or (info.st_size, info.st_mtime_ns) != (entry.size, entry.mtime_ns)
-
-
-def _unreadable(entry: Entry, kind: str, error: BaseException) -> Unreadable:
-    """The reader's error in plain words, with the library's own message after it."""
-    import pandas as pd
-
-    detail = f"{type(error).__name__}: {error}".strip()
-    if isinstance(error, UnicodeDecodeError):
-        byte = error.object[error.start : error.start + 1].hex()
-        return Unreadable(
-            entry,
-            Reason.WRONG_ENCODING,
-            f"{entry.path}: not UTF-8 text (byte 0x{byte} at offset {error.start}); save the file as UTF-8",
-        )
-    if isinstance(error, pd.errors.EmptyDataError):
-        return Unreadable(entry, Reason.EMPTY, f"{entry.path}: nothing to read: no header and no rows")
-    if kind == "parquet":
-        return Unreadable(
-            entry, Reason.UNREADABLE, f"{entry.path}: not a readable Parquet file (damaged or cut short): {detail}"
-        )
-    if isinstance(error, (EOFError, OSError)) or "gzip" in detail.lower() or "compress" in detail.lower():
-        return Unreadable(
-            entry, Reason.UNREADABLE, f"{entry.path}: cannot decompress it (the name says compressed): {detail}"
-        )
-    return Unreadable(entry, Reason.UNREADABLE, f"{entry.path}: the CSV does not parse: {detail}")
 
 
 # -- quarantine: the file or the link, byte-identical, under a content-addressed name --------------------------------

@@ -146,6 +146,14 @@ def _batch_definition() -> Any:
     return source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
 
 
+def _short(value: Any, limit: int = 80) -> Any:
+    """An example value as quoted in a message: a long text is cut (a 1 MB field would flood every log and alert)."""
+    text = value if isinstance(value, str) else None
+    if text is None or len(text) <= limit:
+        return value
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _observed(
     result: dict[str, Any],
     exception: dict[str, Any] | None,
@@ -167,7 +175,7 @@ def _observed(
         total = result.get("element_count") or 0
         counted = [item["value"] for item in result.get("partial_unexpected_counts") or []]
         examples = (counted or list(dict.fromkeys(map(str, result.get("partial_unexpected_list") or []))))[:5]
-        return f"{count} of {total} values unexpected, e.g. {examples}"
+        return f"{count} of {total} values unexpected, e.g. {[_short(example) for example in examples]}"
     if "observed_value" in result:
         return f"observed {result['observed_value']!r}"
     if not result:

@@ -91,7 +91,23 @@ def emit(
     if alert is not None:
         payload = {**payload, "alert": alert.as_payload()}
         resource[ALERT_KEY_LABEL] = alert.dedupe_key
-    emit_event(event=event, resource=resource, payload=payload)
+    emit_event(event=event, resource=resource, payload=_bounded(payload))
+
+
+# Prefect refuses an event over 1.5 MB (EventTooLarge), which would fail the run that emits it: a batch with a 1 MB
+# field quoted in its validation failures must still be reported. Each text in a payload is cut to this many chars.
+MAX_TEXT = 2000
+
+
+def _bounded(value: Any) -> Any:
+    """The payload with every long text cut to MAX_TEXT characters (saying how long it was)."""
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return f"{value[:MAX_TEXT]}… ({len(value)} characters, cut)"
+    if isinstance(value, dict):
+        return {key: _bounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(item) for item in value]
+    return value
 
 
 def current_run_url() -> str | None:
