@@ -86,6 +86,11 @@ def replay(spec: ModelSpec, name: str) -> Replay:
             f"{folder}: already replayed at {note.get('replayed_at')} ({note.get('action')}: {note.get('to')})"
         )
     record = data.read_record(folder)
+    if record.get("kind") == "symlink":  # evidence only: reading it would follow the link (loop/landing.py)
+        raise StoreError(
+            f"{folder}: a symbolic link (to {record.get('target')}) kept as evidence; links are never read or "
+            "replayed: deliver the file itself to the landing area"
+        )
     batch_file = _batch_file(folder, record)
     kind, origin = _origin(spec, record)
     kept_digest = str(record.get("sha256") or data.sha256_of(str(batch_file)))

@@ -13,6 +13,7 @@ from driftline.examples.fraud import generate
 from driftline.loop import landing
 from driftline.loop.data import Batch
 from driftline.loop.landing import EntryState, Reason
+from tests.conftest import Project
 
 
 def _states(folder: Path, **options: object) -> dict[str, tuple[str, str]]:
@@ -154,3 +155,47 @@ def test_a_file_that_changes_while_read_waits(tmp_path: Path) -> None:
     with path.open("a") as handle:
         handle.write("2\n")
     assert isinstance(landing.read(entry), landing.Changed)
+
+
+def test_a_quarantined_link_is_never_replayed_or_read(project: Project) -> None:
+    from driftline.errors import StoreError
+    from driftline.oncall.replay import replay
+    from driftline.settings import get_settings
+    from driftline.spec import load_spec
+
+    spec = load_spec("fraud")
+    secret = project.root / "secret.csv"
+    secret.write_text("token\nhunter2\n")
+    inbox = Path(spec.landing).parent
+    inbox.mkdir(parents=True)
+    (inbox / "x.csv").symlink_to(secret)
+    (entry,) = landing.scan(spec.landing)
+    kept = landing.quarantine(entry, "fraud", get_settings().quarantine_dir, Reason.NOT_REGULAR, entry.reason)
+    atime = secret.stat().st_atime_ns
+    with pytest.raises(StoreError, match="links are never read or replayed"):
+        replay(spec, kept.path.parent.name)
+    assert kept.path.is_symlink() and not (inbox / "x.csv").exists() and secret.stat().st_atime_ns == atime
+
+
+def test_a_remote_landing_area_is_sorted_and_quarantined_the_same_way(tmp_path: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/landing-test/ok.csv", b"a,b\n1,2\n")
+    fs.pipe("/landing-test/bad.csv", "a\ncaf\xe9\n".encode("latin-1"))
+    fs.pipe("/landing-test/up.csv.part", b"a\n")
+    try:
+        entries = {Path(e.path).name: e for e in landing.scan("memory://landing-test/*")}
+        assert {name: e.state for name, e in entries.items()} == {
+            "ok.csv": "ready",
+            "bad.csv": "ready",
+            "up.csv.part": "waiting",
+        }
+        assert all(e.state == "waiting" for e in landing.scan("memory://landing-test/*", settle_seconds=3600))
+        assert isinstance(landing.read(entries["ok.csv"]), Batch)
+        bad = landing.read(entries["bad.csv"])
+        assert isinstance(bad, landing.Unreadable) and bad.reason == Reason.WRONG_ENCODING
+        kept = landing.quarantine(entries["bad.csv"], "fraud", tmp_path / "q", bad.reason, bad.message)
+        assert kept.path.read_bytes() == "a\ncaf\xe9\n".encode("latin-1") and not fs.exists("/landing-test/bad.csv")
+    finally:
+        fs.rm("/landing-test", recursive=True)
