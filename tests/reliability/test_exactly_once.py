@@ -178,3 +178,31 @@ def test_a_profile_store_failure_mid_batch_loses_nothing_and_the_next_run_scores
     record = open_registry().batch("fraud", batch)
     assert record is not None and record.status is BatchStatus.ACCEPTED
     assert record.stored_path and Path(record.stored_path).read_bytes() == content
+
+
+def test_a_registry_failure_after_the_archive_moves_the_file_back_and_releases_the_claim(
+    trained: Project, landing: Path, prefect_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from driftline.errors import StoreError
+    from driftline.monitoring import batches
+    from flows.monitor import monitor
+
+    batch = _land(landing, "unrecorded.parquet", 303)
+    content = (landing / "unrecorded.parquet").read_bytes()
+    archived_before = _archived(trained)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise StoreError("registry sqlite:///x: cannot record a batch's outcome: disk I/O error (nothing was written)")
+
+    with monkeypatch.context() as failing:
+        failing.setattr(batches, "record_scored", unreachable)
+        state = monitor(model="fraud", return_state=True)
+
+    assert state.is_failed() and "released for the next run" in str(state.message)
+    assert (landing / "unrecorded.parquet").read_bytes() == content  # moved back from the archive
+    assert _archived(trained) == archived_before
+    record = open_registry().batch("fraud", batch)
+    assert record is not None and record.status is BatchStatus.RELEASED
+
+    (outcome,) = monitor(model="fraud")
+    assert outcome.status == "accepted" and list(landing.iterdir()) == []
