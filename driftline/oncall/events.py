@@ -96,7 +96,7 @@ def emit(
 
 # Prefect refuses an event over 1.5 MB (EventTooLarge), which would fail the run that emits it: a batch with a 1 MB
 # field quoted in its validation failures must still be reported. Each text in a payload is cut to this many chars.
-MAX_TEXT = 2000
+MAX_TEXT = 50_000
 
 
 def _bounded(value: Any) -> Any:

@@ -225,3 +225,13 @@ def test_replay_of_an_older_record_infers_its_origin_from_the_landing_glob(proje
 
     assert (done.action, done.source_kind) == ("moved_back", "landing")
     assert path.is_file() and not kept.exists()
+
+
+def test_an_event_payload_with_a_huge_text_is_cut_under_prefects_size_limit() -> None:
+    from driftline.oncall.events import MAX_TEXT, _bounded
+
+    payload = {"failures": ["x" * 1_000_000, "short"], "nested": {"body": "y" * (MAX_TEXT + 1)}, "rows": 3}
+    cut = _bounded(payload)
+    assert cut["failures"][0].startswith("x" * 100) and "(1000000 characters, cut)" in cut["failures"][0]
+    assert len(cut["failures"][0]) < MAX_TEXT + 100 and cut["failures"][1] == "short" and cut["rows"] == 3
+    assert len(json.dumps(cut)) < 1_500_000 and cut["nested"]["body"].endswith(f"({MAX_TEXT + 1} characters, cut)")
