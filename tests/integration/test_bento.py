@@ -25,13 +25,14 @@ def test_a_bento_carries_the_service_the_model_and_pinned_requirements(project: 
     tag = store.save(
         "fraud", model, classifier=True, labels={}, lineage={}, schema=training_schema(frame, spec).as_dict()
     )
-    config = config_for(spec, tag)
+    config = config_for(spec, tag, files=store.digests(tag))  # what `driftline build` passes, from the registry
     bento_tag = build(config, REPO)
 
     bentoml = libs.bentoml()
     bento = bentoml.bentos.get(bento_tag)
     assert [str(m.tag) for m in bento.info.all_models] == [tag]
     assert {env.name: env.value for env in bento.info.envs} == {"DRIFTLINE_SERVE_CONFIG": config.model_dump_json()}
+    assert config.files and "saved_model.pkl" in config.files  # the Bento's service verifies where it runs
     assert config.profile_store and config.window_seconds == 3600  # traffic profiling on, the spec's default window
     source = Path(bento.path) / "src" / "driftline"
     assert (source / "serving" / "service.py").is_file() and (source / "serving" / "requests.py").is_file()
