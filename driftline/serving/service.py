@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -68,6 +69,14 @@ try:
     SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
 except Exception as error:
     _cannot_start(f"cannot read model {CONFIG.tag} from the model store", error)
+if Path(sys.argv[0]).name == "bentoml" and sys.argv[1:2] == ["serve"]:
+    # `bentoml serve` itself (not a worker, not `bentoml build`) imports this module before it binds the port and
+    # starts workers: a model that cannot be unpickled here (say, a library missing where a Bento runs) ends it at
+    # once, non-zero, with the reason, even when no `driftline serve` supervises it; workers would crash-loop.
+    try:
+        bentoml.sklearn.load_model(CONFIG.tag)
+    except Exception as error:
+        _cannot_start(f"cannot load model {CONFIG.tag}", error)
 Row = row_model(SCHEMA, f"{CONFIG.model}_row")
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_ROWS)]  # type: ignore[valid-type]
 

@@ -94,3 +94,61 @@ def test_the_servability_check_of_a_model_that_cannot_load_says_why(
     assert not report.ok
     assert report.reason.startswith("the service cannot start: ") and tag in report.reason, report.reason
     assert time.monotonic() - start < LIMIT_S
+
+
+PHANTOM = '''
+from sklearn.base import BaseEstimator
+
+
+class Phantom(BaseEstimator):
+    """An estimator whose module exists where it was trained and not where it is served."""
+
+    def predict(self, frame):
+        return [0] * len(frame)
+'''
+
+
+def test_a_model_that_cannot_be_unpickled_ends_a_plain_bentoml_serve_too(
+    project: Project, trained_fraud: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files as packaged (digests match) but a library missing where it runs: no supervisor, still no crash-loop."""
+    import dataclasses
+    import importlib
+    import os
+
+    from driftline.runtime.processes import bentoml_command
+    from driftline.serving.config import SERVICE, ServeConfig, files_of
+
+    (tmp_path / "phantom_estimator.py").write_text(PHANTOM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    phantom = importlib.import_module("phantom_estimator").Phantom()
+    tag = save_version(
+        dataclasses.replace(trained_fraud, fitted=dataclasses.replace(trained_fraud.fitted, model=phantom))
+    )
+
+    port = free_port()
+    env = {**os.environ, **ServeConfig(tag=tag, files=files_of(tag)).to_env()}
+    env.pop("PYTHONPATH", None)
+    start = time.monotonic()
+    try:
+        result = subprocess.run(
+            [bentoml_command(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=LIMIT_S,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"bentoml serve still running after {LIMIT_S:g} s (workers crash-looping)") from None
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"the service cannot start: cannot load model {tag}: ModuleNotFoundError" in output, output[-3000:]
+    assert "phantom_estimator" in output
+    assert _port_free(port)
+    assert time.monotonic() - start < LIMIT_S
+
+    code, output, _, port = _serve(project, tag.split(":")[1])  # and through driftline serve
+    assert code != 0 and f"error: {tag}: the service cannot start: cannot load model {tag}" in output, output[-3000:]
+    assert _port_free(port)
