@@ -63,7 +63,9 @@ def train(window_minutes: float) -> tuple[str, dict[str, str], dict[str, str], l
     tag = store.save("fraud", model, classifier=True, labels={}, lineage={}, schema=schema)
     rows = generate(500, 2)[spec.features.columns].to_dict(orient="records")
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows]
-    return tag, config_for(spec, tag).to_env(), config_for(spec, tag, profile=False).to_env(), records
+    files = store.digests(tag)  # the service refuses a model whose digests it is not given
+    profiled, plain = config_for(spec, tag, files=files), config_for(spec, tag, profile=False, files=files)
+    return tag, profiled.to_env(), plain.to_env(), records
 
 
 @contextmanager
