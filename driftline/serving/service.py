@@ -50,11 +50,11 @@ quiet_telemetry()
 bentoml = libs.bentoml()
 
 
-def _cannot_start(what: str, error: BaseException) -> NoReturn:
+def _cannot_start(what: str, error: BaseException | str) -> NoReturn:
     """Report why the service cannot start (driftline.serving.supervisor stops it at once), then fail."""
-    reason = f"{what}: {type(error).__name__}: {error}"
+    reason = f"{what}: {error}" if isinstance(error, str) else f"{what}: {type(error).__name__}: {error}"
     report_startup_failure(reason)
-    raise StoreError(reason) from error
+    raise StoreError(reason) from (None if isinstance(error, str) else error)
 
 
 try:
@@ -69,14 +69,39 @@ try:
     SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
 except Exception as error:
     _cannot_start(f"cannot read model {CONFIG.tag} from the model store", error)
+
+
+def _load_error(tag: str) -> str | None:
+    """Why ``tag`` cannot be loaded (None if it can), found in a forked child so this process keeps no model."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: load, say why not, and leave without running any exit hook
+        os.close(read)
+        try:
+            bentoml.sklearn.load_model(tag)
+            message = b""
+        except BaseException as error:
+            message = f"{type(error).__name__}: {error}".encode()[:4000]
+        os.write(write, message)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if message:
+        return message.decode("utf-8", "replace")
+    if status != 0:
+        return f"the process loading it ended with status {status}"
+    return None
+
+
 if Path(sys.argv[0]).name == "bentoml" and sys.argv[1:2] == ["serve"]:
     # `bentoml serve` itself (not a worker, not `bentoml build`) imports this module before it binds the port and
-    # starts workers: a model that cannot be unpickled here (say, a library missing where a Bento runs) ends it at
+    # starts workers: a model that cannot be unpickled (say, a library missing where a Bento runs) ends it here, at
     # once, non-zero, with the reason, even when no `driftline serve` supervises it; workers would crash-loop.
-    try:
-        bentoml.sklearn.load_model(CONFIG.tag)
-    except Exception as error:
-        _cannot_start(f"cannot load model {CONFIG.tag}", error)
+    load_error = _load_error(CONFIG.tag)
+    if load_error is not None:
+        _cannot_start(f"cannot load model {CONFIG.tag}", load_error)
 Row = row_model(SCHEMA, f"{CONFIG.model}_row")
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_ROWS)]  # type: ignore[valid-type]
 
