@@ -72,6 +72,9 @@ def test_shipped_specs_load(project: Project, name: str) -> None:
         (lambda d: d["source"].__setitem__("sklearn", "iris"), "source", "exactly one of 'path', 'sql' or 'sklearn'"),
         (lambda d: d.__setitem__("name", "Fraud Model"), "name", "lowercase"),
         (lambda d: d["drift"]["columns"].__setitem__("ammount", 0.1), "drift.columns", "ammount"),
+        (lambda d: d.__setitem__("monitor", {"settle_seconds": -1}), "monitor.settle_seconds", "greater than"),
+        (lambda d: d.__setitem__("monitor", {"ready_marker": "../_SUCCESS"}), "monitor.ready_marker", "plain file"),
+        (lambda d: d["source"].__setitem__("on_unreadable", "ignore"), "source.on_unreadable", "'fail' or 'skip'"),
     ],
 )
 def test_bad_spec_names_file_key_and_rule(project: Project, change: Any, key: str, rule: str) -> None:
