@@ -34,6 +34,7 @@ from tasks.monitoring import (
     file_exists,
     find_new_batches,
     find_traffic_windows,
+    keeping_window,
     landing_hold,
     load_model,
     merge_window,
@@ -134,7 +135,8 @@ def monitor(model: str) -> list[BatchOutcome]:
     for window in find_traffic_windows(spec):
         if claim_window(spec, window=window):
             try:
-                outcomes.append(score_window(spec, window, reference, run_id))
+                with keeping_window(spec, window):
+                    outcomes.append(score_window(spec, window, reference, run_id))
             except Exception as error:
                 release_window(spec, window=window)
                 released.append(f"traffic window {window.key}: released for the next run after: {error}")

@@ -21,7 +21,7 @@ from driftline.monitoring.batches import Scored
 from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.policy import PolicyDecision
 from driftline.monitoring.traffic import TrafficWindow
-from driftline.registry import CLAIM_TTL_S, Claim, ClaimOutcome, Hold, holder_for, open_registry
+from driftline.registry import CLAIM_TTL_S, Claim, ClaimOutcome, Hold, Renewer, holder_for, open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from tasks.options import FILES, MODEL_STORE, REGISTRY, run_logger, step
@@ -67,6 +67,21 @@ def find_traffic_windows(spec: ModelSpec) -> list[TrafficWindow]:
 def claim_window(spec: ModelSpec, *, window: TrafficWindow) -> bool:
     """Claim a traffic window by its key (leased to this process); False if another monitor run has it."""
     return bool(open_registry().claim_batch(spec.name, window.key, window.folder))
+
+
+@contextmanager
+def keeping_window(spec: ModelSpec, window: TrafficWindow) -> Iterator[None]:
+    """Renew a claimed window's lease in the background while it is merged, scored and recorded."""
+    registry, holder = open_registry(), holder_for()
+
+    def renew() -> bool:  # False only when another run has taken the window over (recorded: nothing to renew)
+        if registry.renew_batch(spec.name, window.key, holder):
+            return True
+        record = registry.batch(spec.name, window.key)
+        return not (record is not None and record.status == BatchStatus.PROCESSING and record.holder != holder)
+
+    with Renewer(renew, CLAIM_TTL_S / 3, window.key):
+        yield
 
 
 @step("release-window", REGISTRY)
