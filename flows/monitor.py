@@ -45,6 +45,7 @@ from tasks.monitoring import (
     record_drift,
     record_quarantined,
     record_unreadable,
+    recover_stranded,
     reference_predictions,
     release_batch,
     release_window,
@@ -80,6 +81,7 @@ def monitor(model: str) -> list[BatchOutcome]:
     outcomes: list[BatchOutcome] = []
     failures: list[str] = []
     released: list[str] = []
+    recover_stranded(spec)  # a batch archived by a run that died before recording it goes back to the landing area
     for entry in find_new_batches(spec):
         if not moves(entry):  # waiting, or a directory/device left in place: reported, nothing read or moved
             landed = land(spec, entry, champion, run_id)
@@ -216,6 +218,7 @@ def score_batch(
         prediction_reference=reference_predictions(spec, version=version) if predictions else None,
     )
     stored = archive_batch(spec, batch=batch)
+    pause_at("monitor.archived")
     scored = Scored.batch(batch, stored, profile)
     try:
         record_drift(spec, drift=drift, scored=scored, flow_run_id=run_id, hold=hold)

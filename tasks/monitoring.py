@@ -3,6 +3,7 @@ what the monitor found and apply the retrain policy."""
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from driftline.errors import DriftlineError
 from driftline.loop import data, landing
 from driftline.loop.data import Batch
 from driftline.loop.landing import Changed, Entry, Kept, Reason, Unreadable
@@ -21,7 +23,17 @@ from driftline.monitoring.batches import Scored
 from driftline.monitoring.drift import DriftReport
 from driftline.monitoring.policy import PolicyDecision
 from driftline.monitoring.traffic import TrafficWindow
-from driftline.registry import CLAIM_TTL_S, Claim, ClaimOutcome, Hold, Renewer, holder_for, open_registry
+from driftline.registry import (
+    CLAIM_TTL_S,
+    Claim,
+    ClaimOutcome,
+    Hold,
+    Renewer,
+    holder_dead,
+    holder_for,
+    open_registry,
+)
+from driftline.registry.batches import lease_expired
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from tasks.options import FILES, MODEL_STORE, REGISTRY, run_logger, step
@@ -153,6 +165,38 @@ def restore_batch(spec: ModelSpec, *, stored: str, batch: Batch) -> None:
     """Move an archived batch back to where it landed (its outcome could not be recorded): nothing is lost."""
     if batch.path is not None and not data.exists(batch.path):
         data.move_to(Path(stored), batch.path)
+
+
+@step("recover-stranded", FILES)
+def recover_stranded(spec: ModelSpec) -> list[str]:
+    """Move back to the landing area each batch whose run died between archiving it and recording it.
+
+    Such a batch's claim is still ``processing`` under a dead holder (or an expired lease) and its file is gone from
+    the landing area. Its archived copy (named ``<fingerprint[:16]>-<name>``) goes back where it landed, so this run
+    finds it, takes the dead claim over and scores it: a kill at any point loses no batch.
+    """
+    root = get_settings().state_dir / "batches" / spec.name
+    at = datetime.now(UTC)
+    restored = []
+    for record in open_registry().batches(spec.name, BatchStatus.PROCESSING):
+        if not (holder_dead(record.holder) or lease_expired(record, at)) or file_exists(record.origin):
+            continue
+        pattern = f"{record.fingerprint[:16]}-{glob.escape(Path(record.origin.removeprefix('file://')).name)}*"
+        for archived in sorted(root.glob(pattern)) if root.is_dir() else []:
+            try:
+                data.move_to(archived, record.origin)
+            except (DriftlineError, OSError):
+                continue  # another run moved it back first, or the landing area refuses: left where it is
+            run_logger().warning(
+                "%s: %s: its run died after archiving it (claim held by %s); moved back from %s to be scored",
+                spec.name,
+                record.origin,
+                record.holder or "a run from before leases",
+                archived,
+            )
+            restored.append(record.origin)
+            break
+    return restored
 
 
 @step("archive-batch")

@@ -312,7 +312,7 @@ def _landing_batch(project: Project) -> Path:
     return path
 
 
-@pytest.mark.parametrize("point", ["monitor.claimed", "monitor.scoring"])
+@pytest.mark.parametrize("point", ["monitor.claimed", "monitor.scoring", "monitor.archived"])
 def test_a_monitor_killed_with_a_batch_claimed_leaves_it_to_the_next_run(killable: Project, point: str) -> None:
     from driftline.registry import open_registry
 
