@@ -214,9 +214,14 @@ def killable(project: Project, prefect_server: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(1500, seed))
+    before = set(_bentoml_descendants())  # the session's own services (e.g. the fuzz tests' fraud_service) stay
     yield project
-    leftovers = [pid for pid in _descendants(os.getpid()) if any("bentoml" in a for a in _cmdline(pid))]
+    leftovers = [pid for pid in _bentoml_descendants() if pid not in before]
     assert leftovers == [], "a bentoml process of this test outlived it"
+
+
+def _bentoml_descendants() -> list[int]:
+    return [pid for pid in _descendants(os.getpid()) if any("bentoml" in a for a in _cmdline(pid))]
 
 
 def _with_champion(project: Project) -> str:
