@@ -51,13 +51,13 @@ def rollback(
     from driftline.oncall.rollback import rollback as roll_back
 
     actor = os.environ.get("DRIFTLINE_ACTOR") or getpass.getuser()
+    if force and not (reason or "").strip():
+        raise DriftlineError(f'{model}: rollback --force needs --reason "why" (it is recorded in the ledger)')
     unreachable = None
     try:
         connect()  # the notification needs a Prefect API; without one the rollback still happens
     except DriftlineError as error:
         unreachable = str(error)
-    if force and not (reason or "").strip():
-        raise DriftlineError(f'{model}: rollback --force needs --reason "why" (it is recorded in the ledger)')
     done = roll_back(model, to, actor, reason or "manual rollback", notify=unreachable is None, force=force)
     entry = done.entry
     typer.echo(f"{model}: champion is {entry.to_version} again (was {entry.from_version}); ledger entry {entry.id}")

@@ -125,7 +125,11 @@ def test_force_rolls_back_and_the_ledger_records_it_with_the_reason(project: Pro
     assert registry.ledger("fraud")[-1] == unchecked.entry
 
 
-def test_the_cli_refuses_force_without_a_reason_and_records_it_with_one(project: Project) -> None:
+@pytest.mark.integration
+def test_the_cli_refuses_force_without_a_reason_and_records_it_with_one(
+    project: Project, prefect_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)  # the session's server: the CLI starts no managed one
     _champions("v1", "v2")
     _registered("v3")
     runner = CliRunner()
