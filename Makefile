@@ -3,7 +3,7 @@
 SHELL := bash
 UV ?= uv
 
-.PHONY: help install demo demo-stop test test-fast lint format server-start server-stop clean
+.PHONY: help install demo demo-stop test test-fast lint format bench bench-quick server-start server-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,6 +34,14 @@ lint: install ## ruff lint + format check, mypy strict on the source
 format: install ## Format and fix what ruff can
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
+
+ONLY ?=
+
+bench: install ## Run every workload (bench/w*_*.py) side by side, write docs/benchmarks.md (ONLY=W2,W4 to pick)
+	$(UV) run python bench/run.py $(if $(ONLY),--only $(ONLY))
+
+bench-quick: install ## The same at small sizes, 1-2 runs (a smoke test, minutes); also writes docs/benchmarks.md
+	$(UV) run python bench/run.py --quick $(if $(ONLY),--only $(ONLY))
 
 server-start: install ## Start the managed Prefect server (.driftline/prefect) and print its URLs
 	$(UV) run driftline server start

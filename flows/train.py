@@ -20,7 +20,12 @@ from tasks.data import check_columns, combine_batches, load_batches, reject_batc
 from tasks.evaluation import score_holdout
 from tasks.gate import check_unchanged, decide_promotion
 from tasks.notification import notify_model_promoted, notify_model_rejected, notify_validation_failed
-from tasks.packaging import check_servability, package_model
+from tasks.packaging import (
+    STOP_SERVICES,
+    check_servability,
+    package_model,
+    start_servability_service,
+)
 from tasks.profiling import profile_batch
 from tasks.registry import (
     promote_version,
@@ -29,11 +34,26 @@ from tasks.registry import (
     record_servability,
     register_version,
 )
-from tasks.training import champion_window, fit_model, load_window, set_aside_window_batch, split_holdout, store_holdout
-from tasks.validation import validate_batches
+from tasks.training import (
+    champion_window,
+    fit_model,
+    load_libraries,
+    load_window,
+    set_aside_window_batch,
+    split_holdout,
+    store_holdout,
+)
+from tasks.validation import validate_batch
 
 
-@flow(name="train", flow_run_name="train-{model}")
+@flow(
+    name="train",
+    flow_run_name="train-{model}",
+    on_completion=STOP_SERVICES,
+    on_failure=STOP_SERVICES,
+    on_crashed=STOP_SERVICES,
+    on_cancellation=STOP_SERVICES,
+)
 def train(
     model: str,
     data: str | None = None,
@@ -54,6 +74,8 @@ def train(
     run_id = str(flow_run.get_id()) if flow_run.get_id() else None
     spec = load_spec(model, overrides)
     champion = read_champion(spec)
+    # Started now, it has imported everything by the time the model is packaged (the check then takes seconds).
+    service = start_servability_service(spec) if spec.serving.check else None
 
     checked = validated_data(spec, champion, data, window, run_id)
     pause_at("train.loaded")
@@ -63,7 +85,8 @@ def train(
     if unchanged is not None:
         return reject(spec, unchanged, champion, run_id)
 
-    profile = profile_batch(spec, batch=batch)
+    load_libraries(spec)  # in this thread: two threads importing the same packages can deadlock
+    profile = profile_batch.submit(spec, batch=batch)  # alongside the fit: whylogs in one thread, XGBoost's threads
     split = split_holdout(spec, batch=batch, recent_rows=checked.recent_rows)
     holdout = store_holdout(spec, split=split)
     fitted = fit_model(spec, split=split)
@@ -81,7 +104,7 @@ def train(
         reason=reason,
         data=checked,
         identity=identity,
-        profile_path=profile.path,
+        profile_path=profile.result().path,
         holdout=holdout,
         fitted=fitted,
         metrics=scores.metrics,
@@ -96,7 +119,7 @@ def train(
     if not spec.serving.check:
         record_servability(spec, version=packaged.version, report=None)
     else:
-        servable = check_servability(spec, tag=packaged.tag, fitted=fitted, holdout=split.holdout)
+        servable = check_servability(spec, tag=packaged.tag, fitted=fitted, holdout=split.holdout, service=service)
         record_servability(spec, version=packaged.version, report=servable)
         if not servable.ok:
             return reject(spec, decision.unservable(servable.reason), champion, run_id, packaged)
@@ -112,7 +135,10 @@ def validated_data(
     history = load_batches(spec, location=data)
     check_columns(spec, batches=history)  # a column the spec names but the data lacks is a spec error, not a quarantine
     recent = load_window(spec, paths=window if window is not None else champion_window(spec, champion=champion))
-    checked = validate_batches(spec, history=history, recent=recent)
+    checked = Validated(
+        history=[(batch, validate_batch(spec, batch=batch)) for batch in history],
+        recent=[(batch, validate_batch(spec, batch=batch)) for batch in recent],
+    )
     publish_validation(spec, checked.reports)
     for batch, report in checked.failed_recent:
         set_aside = set_aside_window_batch(spec, batch=batch, report=report, flow_run_id=run_id)

@@ -33,7 +33,6 @@ from driftline.registry import (
     holder_for,
     open_registry,
 )
-from driftline.registry.batches import lease_expired
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
 from tasks.options import FILES, MODEL_STORE, REGISTRY, run_logger, step
@@ -175,6 +174,8 @@ def recover_stranded(spec: ModelSpec) -> list[str]:
     the landing area. Its archived copy (named ``<fingerprint[:16]>-<name>``) goes back where it landed, so this run
     finds it, takes the dead claim over and scores it: a kill at any point loses no batch.
     """
+    from driftline.registry.batches import lease_expired  # the batch tables import SQLAlchemy
+
     root = get_settings().state_dir / "batches" / spec.name
     at = datetime.now(UTC)
     restored = []

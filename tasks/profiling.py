@@ -10,10 +10,10 @@ from driftline.loop.profiles import ProfileRecord
 from driftline.monitoring.drift import PREDICTION
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
-from tasks.options import FILES, step
+from tasks.options import FILES, PROFILE, step
 
 
-@step("profile-batch", FILES)
+@step("profile-batch", FILES, cache=PROFILE)
 def profile_batch(
     spec: ModelSpec, *, batch: Batch, kind: str = "reference", predictions: list[Any] | None = None
 ) -> ProfileRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from driftline import libs
 from driftline.loop import training
 from driftline.loop.data import Batch
 from driftline.loop.modeling import Split
@@ -10,7 +11,7 @@ from driftline.loop.validation import ValidationReport
 from driftline.registry import Champion, open_registry
 from driftline.settings import get_settings
 from driftline.spec import ModelSpec
-from tasks.options import FILES, REGISTRY, run_logger, step
+from tasks.options import FILES, FIT, REGISTRY, run_logger, step
 
 
 @step("split-holdout")
@@ -28,10 +29,20 @@ def store_holdout(spec: ModelSpec, *, split: Split) -> Holdout:
     return training.store_holdout(split, get_settings().holdouts_dir, spec.name)
 
 
-@step("fit-model")
+@step("fit-model", cache=FIT)
 def fit_model(spec: ModelSpec, *, split: Split) -> FittedModel:
     """Fit the spec's preprocessing and estimator on the training rows, the recent window weighted up."""
     return training.fit(split, spec)
+
+
+@step("load-libraries")
+def load_libraries(spec: ModelSpec) -> list[str]:
+    """Import whylogs and the estimator's library before profiling and fitting run side by side in two threads.
+
+    Called, never submitted: imports stay in the flow's thread (two threads importing the same packages can
+    deadlock on Python's import locks).
+    """
+    return libs.load_for_fitting(spec.estimator.kind)
 
 
 @step("champion-window", REGISTRY)

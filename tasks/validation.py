@@ -6,10 +6,10 @@ from driftline.loop import validation
 from driftline.loop.data import Batch
 from driftline.loop.validation import Validated, ValidationReport
 from driftline.spec import ModelSpec
-from tasks.options import step
+from tasks.options import VALIDATION, step
 
 
-@step("validate-batch")
+@step("validate-batch", cache=VALIDATION)
 def validate_batch(spec: ModelSpec, *, batch: Batch) -> ValidationReport:
     """Run the model's expectation suite on a batch; a failing batch is a result, not an exception."""
     return validation.validate(batch, spec)

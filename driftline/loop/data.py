@@ -15,44 +15,218 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from driftline.errors import DataError, SpecError, UnreadableFile
+from driftline.libs import lazy_module
 from driftline.spec import ModelSpec, Source
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
+
+# A Parquet file with more rows than this is read lazily where the caller allows it (the monitor): chunk by chunk,
+# only the columns a step needs, so a 10M-row batch never sits in memory whole.
+LAZY_ROWS = 500_000
+# Rows per chunk when a batch is read or hashed in chunks (~20 MB of the fraud example's columns).
+CHUNK_ROWS = 262_144
 
 
 @dataclass(frozen=True)
-class Batch:
-    """One batch of rows and where it came from."""
+class ParquetLayout:
+    """What a Parquet file's footer says: rows, row groups, and the columns and dtypes a whole read would give."""
 
-    origin: str
-    frame: pd.DataFrame = field(repr=False, compare=False)
-    fingerprint: str
-    path: str | None = None  # set when the batch is one file: quarantine keeps its bytes, not a re-encoding
-
-    @property
-    def rows(self) -> int:
-        return len(self.frame)
+    rows: int
+    row_groups: tuple[int, ...]
+    dtypes: tuple[tuple[str, str], ...]  # (column, pandas dtype of a whole-file read), in the file's order
 
     @property
     def columns(self) -> list[str]:
+        return [column for column, _ in self.dtypes]
+
+
+@dataclass(frozen=True, init=False)
+class Batch:
+    """One batch of rows and where it came from.
+
+    A big Parquet file read for the monitor is lazy (``layout`` is set): the steps that can (fingerprint,
+    validation, profile, the prediction sample) read it chunk by chunk through ``frames``, and ``frame`` reads the
+    whole file only if a step asks for it.
+    """
+
+    origin: str
+    fingerprint: str
+    path: str | None  # set when the batch is one file: quarantine keeps its bytes, not a re-encoding
+    layout: ParquetLayout | None
+    _frame: pd.DataFrame | None
+
+    def __init__(
+        self,
+        origin: str,
+        frame: pd.DataFrame | None = None,
+        fingerprint: str = "",
+        path: str | None = None,
+        *,
+        layout: ParquetLayout | None = None,
+    ) -> None:
+        if frame is None and (layout is None or path is None):
+            raise ValueError(f"{origin}: a batch needs its rows, or a Parquet file's path and layout")
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "fingerprint", fingerprint)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "layout", layout)
+        object.__setattr__(self, "_frame", frame)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return (self.origin, self.fingerprint, self.path) == (other.origin, other.fingerprint, other.path)
+
+    def __hash__(self) -> int:
+        return hash((self.origin, self.fingerprint, self.path))
+
+    def __repr__(self) -> str:
+        return f"Batch(origin={self.origin!r}, fingerprint={self.fingerprint!r}, path={self.path!r})"
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every row in memory (a lazy batch reads its whole file here, once)."""
+        if self._frame is None:
+            assert self.path is not None
+            object.__setattr__(self, "_frame", read_file(self.path, "parquet"))
+        assert self._frame is not None
+        return self._frame
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the rows are still in the file (read chunk by chunk by ``frames``)."""
+        return self._frame is None
+
+    @property
+    def rows(self) -> int:
+        return self.layout.rows if self._frame is None and self.layout is not None else len(self.frame)
+
+    @property
+    def columns(self) -> list[str]:
+        if self._frame is None and self.layout is not None:
+            return self.layout.columns
         return [str(column) for column in self.frame.columns]
+
+    def frames(self, columns: Sequence[str] | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """The rows chunk by chunk, only ``columns`` (those the batch has; all by default)."""
+        wanted = [c for c in (columns if columns is not None else self.columns) if c in self.columns]
+        if self._frame is None:
+            assert self.path is not None
+            yield from parquet_frames(self.path, wanted, chunk_rows=chunk_rows)
+            return
+        frame = self._frame[wanted]
+        for start in range(0, max(len(frame), 1), chunk_rows):
+            yield frame.iloc[start : start + chunk_rows]
+
+    def sample(self, columns: Sequence[str], rows: int, seed: int = 0) -> pd.DataFrame:
+        """``columns`` of at most ``rows`` rows, a seeded sample when the batch has more (a lazy batch: read chunk by
+        chunk, only the sampled rows kept). A missing column raises KeyError, as indexing a frame does."""
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise KeyError(f"{self.origin}: no column {', '.join(map(repr, missing))}")
+        if self._frame is not None:
+            frame = self._frame[list(columns)]
+            return frame.sample(rows, random_state=seed) if len(frame) > rows else frame
+        import numpy as np
+
+        total = self.rows
+        if total <= rows:
+            return pd.concat(list(self.frames(columns)), ignore_index=True)
+        chosen = np.sort(np.random.default_rng(seed).choice(total, size=rows, replace=False))
+        kept, offset = [], 0
+        for chunk in self.frames(columns):
+            here = chosen[(chosen >= offset) & (chosen < offset + len(chunk))] - offset
+            kept.append(chunk.iloc[here])
+            offset += len(chunk)
+        return pd.concat(kept, ignore_index=True)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
     """Hash column names, dtypes and every cell: stable across processes, different if one name or cell differs."""
+    return fingerprint_frames(list(frame.dtypes.items()), [frame])
+
+
+def fingerprint_frames(dtypes: Sequence[tuple[Any, Any]], frames: Iterable[pd.DataFrame]) -> str:
+    """``fingerprint`` of the frame these chunks make (in order), without holding it whole."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([[_column_label(c), str(t)] for c, t in frame.dtypes.items()]).encode())
-    # hash_pandas_object uses a fixed key, so the row hashes are the same in every process.
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(json.dumps([[_column_label(c), str(t)] for c, t in dtypes]).encode())
+    for frame in frames:
+        # hash_pandas_object uses a fixed key, so the row hashes are the same in every process.
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def parquet_layout(path: str) -> ParquetLayout:
+    """Read a Parquet file's footer: its rows, row groups, and the dtypes ``pd.read_parquet`` would give.
+
+    An integer (or boolean) column holding nulls anywhere reads as float64 (object) when read whole, so chunks are
+    cast to the whole file's dtypes: the same file hashes and validates the same whichever way it is read.
+    """
+    import fsspec
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    with fsspec.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        meta = parquet.metadata
+        empty = parquet.schema_arrow.empty_table().to_pandas()
+        dtypes = []
+        for column, dtype in empty.dtypes.items():
+            name = str(column)
+            if isinstance(dtype, np.dtype) and dtype.kind in "iub" and _has_nulls(parquet, name):
+                dtype = np.dtype("float64") if dtype.kind in "iu" else np.dtype(object)
+            dtypes.append((name, str(dtype)))
+        return ParquetLayout(meta.num_rows, tuple(range(meta.num_row_groups)), tuple(dtypes))
+
+
+def _has_nulls(parquet: Any, column: str) -> bool:
+    """Whether a column holds a null in any row group: from the footer's statistics, else by reading the column."""
+    index = parquet.schema_arrow.get_field_index(column)
+    for group in range(parquet.metadata.num_row_groups):
+        statistics = parquet.metadata.row_group(group).column(index).statistics
+        if statistics is not None and statistics.has_null_count:
+            if statistics.null_count:
+                return True
+            continue
+        if parquet.read_row_group(group, columns=[column]).column(0).null_count:
+            return True
+    return False
+
+
+def parquet_frames(
+    path: str,
+    columns: Sequence[str],
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    row_groups: Sequence[int] | None = None,
+    layout: ParquetLayout | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Read ``columns`` of a Parquet file (of ``row_groups``, all by default) as frames of at most ``chunk_rows``
+    rows, each with the dtype a whole-file read gives its column."""
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    layout = layout or parquet_layout(path)
+    dtypes = {column: dtype for column, dtype in layout.dtypes if column in columns}
+    with fsspec.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        schema = pa.schema([parquet.schema_arrow.field(column) for column in dtypes])
+        for record_batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(dtypes), row_groups=row_groups):
+            frame = pa.Table.from_batches([record_batch], schema=schema).to_pandas()
+            cast = {c: t for c, t in dtypes.items() if str(frame[c].dtype) != t and t in ("float64", "object")}
+            yield frame.astype(cast) if cast else frame
 
 
 def _column_label(label: Any) -> str | list[str]:
@@ -116,15 +290,45 @@ def read_file(path: str, declared_format: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def read_batch(path: str, declared_format: str | None = None) -> Batch:
-    """Read one file as a batch; UnreadableFile if it is empty (0 bytes, or no rows) or cannot be read."""
+def read_batch(path: str, declared_format: str | None = None, *, lazy: bool = False) -> Batch:
+    """Read one file as a batch; UnreadableFile if it is empty (0 bytes, or no rows) or cannot be read.
+
+    ``lazy``: a Parquet file of more than ``LAZY_ROWS`` rows stays in the file (see ``Batch``); only its footer is
+    read here, and its fingerprint is hashed chunk by chunk (the same as a whole read's).
+    """
     if not _remote(path) and _local(path).is_file() and _local(path).stat().st_size == 0:
         raise UnreadableFile(path, Reason.EMPTY, f"{path}: the file is empty (0 bytes)")
+    if lazy and _is_parquet(path, declared_format):
+        batch = _lazy_batch(path)
+        if batch is not None:
+            return batch
     frame = read_file(path, declared_format)
     if frame.empty:
         what = "a header and no rows" if len(frame.columns) else "no columns and no rows"
         raise UnreadableFile(path, Reason.EMPTY, f"{path}: nothing to score: {what}")
     return Batch(origin=path, frame=frame, fingerprint=fingerprint(frame), path=path)
+
+
+def _is_parquet(path: str, declared_format: str | None) -> bool:
+    try:
+        return _format_of(path, declared_format) == "parquet"
+    except SpecError:
+        return False
+
+
+def _lazy_batch(path: str) -> Batch | None:
+    """A lazy batch of a big Parquet file; None if it is small (read whole) or its footer cannot be read (the whole
+    read then says why)."""
+    try:
+        layout = parquet_layout(path)
+        if layout.rows <= LAZY_ROWS:
+            return None
+        digest = fingerprint_frames(layout.dtypes, parquet_frames(path, layout.columns, layout=layout))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except Exception as error:  # a damaged file: the whole read raises the same error, named
+        raise _unreadable(path, "parquet", error) from error
+    return Batch(origin=path, fingerprint=digest, path=path, layout=layout)
 
 
 def _check_header(path: str, frame: pd.DataFrame, tabs: bool) -> None:

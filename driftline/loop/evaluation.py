@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from driftline.errors import DriftlineError, ModelIntegrityError
+from driftline.libs import lazy_module
 from driftline.loop import modeling, store
 from driftline.loop.modeling import Metrics, Predictions, Split
 from driftline.spec import ModelSpec
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from driftline.registry import Champion, Registry
+else:
+    pd = lazy_module("pandas")
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,21 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
+from driftline.libs import lazy_module
 from driftline.loop import modeling
 from driftline.loop.data import fingerprint
 from driftline.loop.modeling import Predictions
 from driftline.spec import ModelSpec
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from driftline.loop.evaluation import HoldoutScores
     from driftline.loop.lineage import TrainingIdentity
     from driftline.loop.modeling import Split
     from driftline.registry import Champion, Registry
+else:
+    np = lazy_module("numpy")
 
 
 class Outcome(StrEnum):

@@ -203,7 +203,7 @@ def read(entry: Entry, declared_format: str | None = None) -> Batch | Unreadable
     if entry.size == 0:
         return Unreadable(entry, Reason.EMPTY, f"{entry.path}: the file is empty (0 bytes)")
     try:
-        batch = data.read_batch(entry.path, declared_format)
+        batch = data.read_batch(entry.path, declared_format, lazy=True)
     except UnreadableFile as error:
         if _changed(entry):
             return Changed(entry, f"{entry.path}: changed while it was read; it waits for the next run")

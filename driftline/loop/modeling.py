@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from driftline.errors import SpecError, StoreError, TrainingError
+from driftline.libs import lazy_module
 from driftline.spec import METRICS_BY_TASK, ModelSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:
+    np = lazy_module("numpy")
+    pd = lazy_module("pandas")
 
 _ESTIMATOR_PATHS = {
     ("classification", "xgboost"): "xgboost:XGBClassifier",
@@ -102,6 +107,7 @@ class Split:
     fraction: float
     holdout_recent: Any = field(default=None, repr=False, compare=False)
     train_recent: Any = field(default=None, repr=False, compare=False)
+    fingerprint: str = ""  # the split batch's: with the split's own fields, it names the training rows (a cache key)
 
     @property
     def recent_mask(self) -> np.ndarray:
@@ -200,8 +206,10 @@ def estimator(spec: ModelSpec) -> Any:
         )
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = spec.estimator.seed
-    if spec.estimator.kind == "xgboost":
-        params.setdefault("n_jobs", 1)
+    if spec.estimator.kind == "xgboost" and "n_jobs" not in params:
+        # Fit on every core the process may use: XGBoost's hist method gives the same booster for the same seed
+        # and thread count, run after run (tests/tasks/test_training.py). fit() sets it back to 1 afterwards.
+        params["n_jobs"] = fit_threads()
     try:
         instance = cls(**params)
     except (TypeError, ValueError) as error:
@@ -211,6 +219,28 @@ def estimator(spec: ModelSpec) -> Any:
 
         return EncodedLabelClassifier(instance)
     return instance
+
+
+def fit_threads() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _predict_on_one_thread(model: Any, spec: ModelSpec) -> None:
+    """Set a fitted XGBoost model back to one thread, unless the spec chose: a served request is one row or a few,
+    where threads cost more than they save, and the service's workers already use the cores."""
+    if spec.estimator.kind != "xgboost" or "n_jobs" in spec.estimator.params:
+        return
+    fitted = model.named_steps["model"]
+    booster_owner = getattr(fitted, "estimator_", fitted)  # EncodedLabelClassifier wraps the classifier
+    booster_owner.set_params(n_jobs=1)
+    if hasattr(fitted, "estimator"):
+        fitted.estimator.set_params(n_jobs=1)
 
 
 def pipeline(spec: ModelSpec) -> Any:
@@ -320,6 +350,7 @@ def fit(frame: pd.DataFrame, spec: ModelSpec, weights: Any = None) -> Any:
         model.fit(frame[spec.features.columns], frame[spec.target], **extra)
     except ValueError as error:
         raise TrainingError(f"{spec.label}: fitting {spec.estimator.kind} failed: {error}") from error
+    _predict_on_one_thread(model, spec)
     return model
 
 

@@ -106,7 +106,7 @@ def fit(split: Split, spec: ModelSpec) -> FittedModel:
 def split_holdout(batch: Batch, spec: ModelSpec, recent_rows: int = 0) -> Split:
     """Check the target, then split rows into training and a fixed holdout by a seeded hash of each row."""
     modeling.check_target(batch.frame, spec, batch.origin)
-    return modeling.split_holdout(batch.frame, spec, recent_rows)
+    return replace(modeling.split_holdout(batch.frame, spec, recent_rows), fingerprint=batch.fingerprint)
 
 
 def store_holdout(split: Split, root: Path, model: str) -> Holdout:

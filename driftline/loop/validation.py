@@ -9,17 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from driftline import libs
 from driftline.errors import SpecError
+from driftline.libs import lazy_module
 from driftline.loop.data import Batch
 from driftline.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 
 @dataclass(frozen=True)
@@ -189,8 +194,12 @@ def _numeric_bound(kwargs: dict[str, Any]) -> bool:
     return any(isinstance(value, int | float) and not isinstance(value, bool) for value in bounds)
 
 
-def validate(batch: Batch, spec: ModelSpec) -> ValidationReport:
-    """Check that the batch has the spec's columns, then run the suite on it; never raises on bad data."""
+def validate(batch: Batch, spec: ModelSpec, *, chunk_rows: int | None = None) -> ValidationReport:
+    """Check that the batch has the spec's columns, then run the suite on it; never raises on bad data.
+
+    A lazy batch (a big Parquet file) is validated chunk by chunk (``chunked``): the report is the one whole-frame
+    validation gives.
+    """
     path = spec.suite_path
     suite = load_suite(path)
     outcomes = [
@@ -201,22 +210,21 @@ def validate(batch: Batch, spec: ModelSpec) -> ValidationReport:
             observed=f"column missing (found {batch.columns})",
         )
         for column in spec.columns
-        if column not in batch.frame.columns
+        if column not in batch.columns
     ]
-    result = _batch_definition().get_batch(batch_parameters={"dataframe": _for_gx(batch.frame)}).validate(suite)
-    for item in result.results:
-        config = item.expectation_config
-        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-        exception = item.exception_info if isinstance(item.exception_info, dict) else None
-        if exception and "raised_exception" not in exception:
-            # GX nests exception info by metric id when several metrics failed; keep the first.
-            exception = next(iter(exception.values()), None)
+    if batch.lazy:
+        verdicts, frame = chunked(batch, suite, chunk_rows)
+    else:
+        frame = batch.frame
+        verdicts = _in_suite_order(suite, [Verdict.of(item) for item in _run(frame, suite).results])
+    for verdict in verdicts:
+        kwargs = {k: v for k, v in verdict.kwargs.items() if k != "batch_id"}
         outcomes.append(
             ExpectationOutcome(
-                expectation=config.type,
+                expectation=verdict.expectation,
                 column=kwargs.get("column"),
-                success=bool(item.success),
-                observed=_observed(item.result or {}, exception, batch.frame, kwargs, bool(item.success)),
+                success=verdict.success,
+                observed=_observed(verdict.result, verdict.exception, frame, kwargs, verdict.success),
                 kwargs=json.loads(json.dumps(kwargs, default=str)),
             )
         )
@@ -227,6 +235,191 @@ def validate(batch: Batch, spec: ModelSpec) -> ValidationReport:
         suite_digest=suite_digest(path),
         outcomes=tuple(outcomes),
     )
+
+
+def _in_suite_order(suite: Any, verdicts: list[Verdict]) -> list[Verdict]:
+    """GX returns results in an order of its own; a report lists them as the suite file does."""
+
+    def key(kind: str, kwargs: dict[str, Any]) -> str:
+        return json.dumps([kind, {k: v for k, v in kwargs.items() if k != "batch_id"}], sort_keys=True, default=str)
+
+    waiting: dict[str, list[Verdict]] = {}
+    for verdict in verdicts:
+        waiting.setdefault(key(verdict.expectation, verdict.kwargs), []).append(verdict)
+    ordered = []
+    for expectation in suite.expectations:
+        config = expectation.configuration
+        queue = waiting.get(key(config.type, dict(config.kwargs)))
+        if queue:
+            ordered.append(queue.pop(0))
+    leftover = [verdict for queue in waiting.values() for verdict in queue]
+    return ordered + leftover
+
+
+def _run(frame: pd.DataFrame, suite: Any) -> Any:
+    return _batch_definition().get_batch(batch_parameters={"dataframe": _for_gx(frame)}).validate(suite)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One expectation's result as GX gives it (``result``: GX's SUMMARY result dict)."""
+
+    expectation: str
+    kwargs: dict[str, Any]
+    success: bool
+    result: dict[str, Any]
+    exception: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, item: Any) -> Verdict:
+        config = item.expectation_config
+        exception = item.exception_info if isinstance(item.exception_info, dict) else None
+        if exception and "raised_exception" not in exception:
+            # GX nests exception info by metric id when several metrics failed; keep the first.
+            exception = next(iter(exception.values()), None)
+        raised = exception if exception and exception.get("raised_exception") else None
+        return cls(config.type, dict(config.kwargs), bool(item.success), dict(item.result or {}), raised)
+
+
+# Aggregates combined across chunks, by the GX metric each expectation checks.
+_AGGREGATES = {
+    "expect_table_row_count_to_be_between": "table.row_count",
+    "expect_column_mean_to_be_between": "column.mean",
+    "expect_column_min_to_be_between": "column.min",
+    "expect_column_max_to_be_between": "column.max",
+}
+# Expectations about the table's columns, not its rows: checked on the head of the batch (every column).
+_SCHEMA = {
+    "expect_column_to_exist",
+    "expect_table_columns_to_match_ordered_list",
+    "expect_table_columns_to_match_set",
+    "expect_table_column_count_to_equal",
+    "expect_table_column_count_to_be_between",
+}
+HEAD_ROWS = 1000
+# Rows per chunk validated: each GX run costs ~0.3 s on top of the rows, so chunks are large (the fraud suite's
+# columns of 1M rows are ~100 MB); memory stays flat in the batch's rows all the same.
+VALIDATION_CHUNK_ROWS = 1_048_576
+
+
+def chunked(batch: Batch, suite: Any, chunk_rows: int | None = None) -> tuple[list[Verdict], pd.DataFrame]:
+    """Validate a batch chunk by chunk (only the columns the suite names) and combine, as GX would on the whole.
+
+    Map expectations (row by row: in a set, between, not null, ...) sum their counts over the chunks, keep the first
+    unexpected values in row order, and apply ``mostly`` to the totals; row count, mean, min and max combine their
+    chunks' values; expectations on the table's columns look at the head (every column); any other expectation is
+    validated on the whole of its column(s), the other columns left in the file. GX's own ``_validate`` judges each
+    combined value, so thresholds, ``mostly`` and strictness mean what they mean in GX.
+
+    Returns the verdicts, in the suite's order, and the batch's head (for messages).
+    """
+    from great_expectations.expectations.expectation import ColumnMapExpectation
+
+    expectations = list(suite.expectations)
+    head = next(batch.frames(chunk_rows=HEAD_ROWS))
+    kinds = [_kind(expectation, ColumnMapExpectation) for expectation in expectations]
+    rowwise = [e for e, kind in zip(expectations, kinds, strict=True) if kind in ("map", "aggregate")]
+    columns = sorted({c for e in rowwise for c in _columns_of(e) if c in batch.columns})
+    parts: list[list[tuple[Verdict, int]]] = [[] for _ in rowwise]
+    if rowwise:
+        chunk_suite = _suite_of(rowwise)
+        frames = batch.frames(columns, chunk_rows or VALIDATION_CHUNK_ROWS)
+        for frame in frames:
+            results = [Verdict.of(item) for item in _run(frame, chunk_suite).results]
+            for index, verdict in enumerate(_in_suite_order(chunk_suite, results)):
+                parts[index].append((verdict, _weight(rowwise[index], frame)))
+    combined = iter(_combine(e, p) for e, p in zip(rowwise, parts, strict=True))
+    verdicts = []
+    for expectation, kind in zip(expectations, kinds, strict=True):
+        if kind in ("map", "aggregate"):
+            verdicts.append(next(combined))
+        elif kind == "schema":
+            verdicts.append(Verdict.of(_run(head, _suite_of([expectation])).results[0]))
+        else:
+            own = [c for c in _columns_of(expectation) if c in batch.columns]
+            whole = pd.concat(list(batch.frames(own)), ignore_index=True) if own else head
+            verdicts.append(Verdict.of(_run(whole, _suite_of([expectation])).results[0]))
+    return verdicts, head
+
+
+def _kind(expectation: Any, map_class: type) -> str:
+    kind = str(expectation.expectation_type)
+    if kind in _SCHEMA:
+        return "schema"
+    if kind in _AGGREGATES:
+        return "aggregate"
+    if isinstance(expectation, map_class) and getattr(expectation, "row_condition", None) is None:
+        return "map"
+    return "whole"
+
+
+def _columns_of(expectation: Any) -> list[str]:
+    kwargs = expectation.configuration.kwargs
+    named = [kwargs.get(key) for key in ("column", "column_A", "column_B")]
+    named += list(kwargs.get("column_list") or [])
+    return [str(c) for c in named if c is not None]
+
+
+def _suite_of(expectations: list[Any]) -> Any:
+    from great_expectations.core import ExpectationSuite
+
+    configs = [e.configuration.to_json_dict() for e in expectations]
+    entries = [{"type": c["type"], "kwargs": c.get("kwargs", {}), "meta": c.get("meta") or {}} for c in configs]
+    return ExpectationSuite(name="driftline-chunk", expectations=entries)
+
+
+def _weight(expectation: Any, frame: pd.DataFrame) -> int:
+    """How many values of a chunk a mean stands for (its non-missing values); rows otherwise."""
+    column = expectation.configuration.kwargs.get("column")
+    if expectation.expectation_type == "expect_column_mean_to_be_between" and column in frame.columns:
+        return int(frame[column].count())
+    return len(frame)
+
+
+def _combine(expectation: Any, parts: list[tuple[Verdict, int]]) -> Verdict:
+    """One verdict from a row-wise expectation's verdicts on each chunk, judged by GX's own ``_validate``."""
+    first = parts[0][0]
+    failed = next((verdict for verdict, _ in parts if verdict.exception), None)
+    if failed is not None:
+        return failed  # the column is missing or of the wrong type: every chunk says so, the first is enough
+    kind = str(expectation.expectation_type)
+    if kind in _AGGREGATES:
+        metrics = {_AGGREGATES[kind]: _aggregate(kind, parts)}
+    else:
+        metrics = _map_metrics(expectation, [verdict.result for verdict, _ in parts])
+    judged = expectation._validate(metrics=metrics, runtime_configuration={"result_format": "SUMMARY"})
+    return Verdict(first.expectation, first.kwargs, bool(judged["success"]), dict(judged.get("result") or {}), None)
+
+
+def _aggregate(kind: str, parts: list[tuple[Verdict, int]]) -> Any:
+    if kind == "expect_table_row_count_to_be_between":
+        return sum(weight for _, weight in parts)
+    values = [(verdict.result.get("observed_value"), weight) for verdict, weight in parts]
+    present = [(value, weight) for value, weight in values if value is not None and not pd.isna(value)]
+    if not present:
+        return None
+    if kind == "expect_column_min_to_be_between":
+        return min(value for value, _ in present)
+    if kind == "expect_column_max_to_be_between":
+        return max(value for value, _ in present)
+    total = sum(weight for _, weight in present)
+    mean = math.fsum(float(value) * weight for value, weight in present) / total
+    return type(present[0][0])(mean)  # GX's own type (numpy's float), so messages quote it the same way
+
+
+def _map_metrics(expectation: Any, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics a map expectation's ``_validate`` reads, summed over chunks (unexpected values: the first 20)."""
+    metric = expectation.map_metric
+    rows = sum(int(result.get("element_count") or 0) for result in results)
+    missing = sum(int(result.get("missing_count") or 0) for result in results)
+    unexpected = sum(int(result.get("unexpected_count") or 0) for result in results)
+    values = [value for result in results for value in result.get("partial_unexpected_list") or []][:20]
+    return {
+        "table.row_count": rows,
+        "column_values.nonnull.unexpected_count": missing,
+        f"{metric}.unexpected_count": unexpected,
+        f"{metric}.unexpected_values": values,
+    }
 
 
 def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,12 +28,16 @@ import html
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
+from driftline.libs import lazy_module
 from driftline.loop import profiles
 from driftline.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 MISSING = "(missing)"
 OTHER = "(other)"

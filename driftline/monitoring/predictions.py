@@ -28,9 +28,7 @@ def load_version(registry: Registry, spec: ModelSpec, version: str) -> Any:
 def predict(model: Any, batch: Batch, spec: ModelSpec, logger: Logger | LoggerAdapter[Any]) -> list[Any] | None:
     """The model's predictions on a validated batch (a seeded sample of it above ``PREDICTION_SAMPLE`` rows);
     None (and a warning) if it cannot predict."""
-    rows = batch.frame[spec.features.columns]
-    if len(rows) > PREDICTION_SAMPLE:
-        rows = rows.sample(PREDICTION_SAMPLE, random_state=0)
+    rows = batch.sample(spec.features.columns, PREDICTION_SAMPLE)
     try:
         return list(model.predict(rows))
     except (KeyError, ValueError, TypeError) as error:

@@ -26,13 +26,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from driftline.libs import lazy_module
 from driftline.loop import profiles
 from driftline.loop.statuses import BatchStatus
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from driftline.registry import Registry
+else:
+    pd = lazy_module("pandas")
 
 logger = logging.getLogger("driftline.traffic")
 
@@ -147,13 +150,8 @@ class TrafficProfiler:
             frame = pd.DataFrame.from_records([dict(row) for batch, _ in entries for row in batch])
             frame[PREDICTION_COLUMN] = [p for _, predictions in entries for p in predictions]
             if self._profile is None:
-                from driftline import libs
-
-                libs.whylogs()
-                from whylogs.core import DatasetProfile
-
                 self._start = start
-                self._profile = DatasetProfile(dataset_timestamp=datetime.fromtimestamp(start, UTC))
+                self._profile = profiles.new_profile(datetime.fromtimestamp(start, UTC))
                 self.status.window_start = stamp(start)
                 self.status.rows_in_window = 0
             self._profile.track(pandas=profiles.prepare(frame))

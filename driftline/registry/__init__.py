@@ -24,17 +24,13 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from driftline.errors import StoreError
+from driftline.libs import lazy_module
 from driftline.loop.lineage import Lineage
 from driftline.loop.statuses import Decision
-from driftline.registry import schema
-from driftline.registry.batches import BatchRecords
-from driftline.registry.leases import Hold, Leases, Renewer, holder_dead, holder_for
-from driftline.registry.models import ModelRecords
+from driftline.registry.leases import Hold, Renewer, holder_dead, holder_for
 from driftline.registry.records import (
     RECLAIMABLE,
     SCORED,
@@ -52,6 +48,11 @@ from driftline.registry.records import (
     MonitorDecision,
     VersionRecord,
 )
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+else:
+    sa = lazy_module("sqlalchemy")
 
 __all__ = [
     "CLAIM_TTL_S",
@@ -115,6 +116,12 @@ class Registry:
     """Champion pointers, versions, gate decisions, the promotion ledger, batches and leases in one SQL database."""
 
     def __init__(self, url: str) -> None:
+        # The tables and their queries import SQLAlchemy, so a flow that imports this facade does not pay for it.
+        from driftline.registry import schema
+        from driftline.registry.batches import BatchRecords
+        from driftline.registry.leases import Leases
+        from driftline.registry.models import ModelRecords
+
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

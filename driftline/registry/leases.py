@@ -18,13 +18,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
+from driftline.libs import lazy_module
 from driftline.registry.records import Claim, Lease, from_row, now, utc
-from driftline.registry.schema import leases
 
 if TYPE_CHECKING:
-    from driftline.registry import Registry
+    import sqlalchemy as sa
+
+    from driftline.registry import Registry, schema
+else:
+    sa = lazy_module("sqlalchemy")
+    schema = lazy_module("driftline.registry.schema")  # the tables import SQLAlchemy
 
 logger = logging.getLogger("driftline")
 
@@ -70,18 +73,22 @@ class Leases:
         lease = Lease(name=name, holder=holder, acquired_at=at, expires_at=at + timedelta(seconds=ttl_s))
         try:
             with self.engine.begin() as connection:
-                connection.execute(leases.insert().values(**vars(lease)))
+                connection.execute(schema.leases.insert().values(**vars(lease)))
             return lease
         except sa.exc.IntegrityError:
             pass
         with self.engine.begin() as connection:
-            row = connection.execute(sa.select(leases).where(leases.c.name == name)).first()
+            row = connection.execute(sa.select(schema.leases).where(schema.leases.c.name == name)).first()
             if row is None or (utc(row.expires_at) > at and not holder_dead(row.holder)):
                 return None
             # Expired, or its holder died: take it over only if nobody else did first.
             taken = connection.execute(
-                leases.update()
-                .where(leases.c.name == name, leases.c.holder == row.holder, leases.c.acquired_at == row.acquired_at)
+                schema.leases.update()
+                .where(
+                    schema.leases.c.name == name,
+                    schema.leases.c.holder == row.holder,
+                    schema.leases.c.acquired_at == row.acquired_at,
+                )
                 .values(holder=holder, acquired_at=at, expires_at=lease.expires_at)
             )
         return lease if taken.rowcount == 1 else None
@@ -90,19 +97,21 @@ class Leases:
         """Push the lease's expiry ``ttl_s`` from now; False if ``holder`` no longer holds it."""
         with self.engine.begin() as connection:
             renewed = connection.execute(
-                leases.update()
-                .where(leases.c.name == name, leases.c.holder == holder)
+                schema.leases.update()
+                .where(schema.leases.c.name == name, schema.leases.c.holder == holder)
                 .values(expires_at=now() + timedelta(seconds=ttl_s))
             )
         return bool(renewed.rowcount == 1)
 
     def release(self, name: str, holder: str) -> None:
         with self.engine.begin() as connection:
-            connection.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+            connection.execute(
+                schema.leases.delete().where(schema.leases.c.name == name, schema.leases.c.holder == holder)
+            )
 
     def get(self, name: str) -> Lease | None:
         with self.engine.connect() as connection:
-            row = connection.execute(sa.select(leases).where(leases.c.name == name)).first()
+            row = connection.execute(sa.select(schema.leases).where(schema.leases.c.name == name)).first()
         return from_row(Lease, row) if row else None
 
 

@@ -191,4 +191,8 @@ def connect() -> ServerInfo:
     info = ensure(settings.prefect_home, settings.prefect_port)
     os.environ["PREFECT_API_URL"] = info.api_url
     os.environ.setdefault("PREFECT_UI_URL", info.ui_url)
+    if "prefect.context" in sys.modules:  # imported already (the warm worker's child): read the settings again
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
     return info

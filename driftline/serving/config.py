@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 
 SERVICE = "driftline.serving.service:ModelService"  # what `bentoml serve` and `bentoml build` are given
 CONFIG_ENV = "DRIFTLINE_SERVE_CONFIG"
+# A file: a service started with it (and no CONFIG_ENV) imports everything, then waits for its ServeConfig (JSON) to
+# appear there, so the servability check can start it while the model trains and hand it the version once packaged.
+WAIT_ENV = "DRIFTLINE_SERVE_WAIT"
 PROTECTED_ROUTES = ("/predict", "/predict_one", "/model")
 API_ROUTES = PROTECTED_ROUTES  # the prediction routes: JSON only, RequestError documented (driftline.serving.guard)
 
@@ -155,6 +160,23 @@ def config_from_env() -> ServeConfig:
             "or DRIFTLINE_SERVE_MODEL (serve its champion)"
         )
     return config_for(load_spec(model), tag or champion_tag(model), follow=not tag)
+
+
+def hand_over(path: Path, config: ServeConfig) -> None:
+    """Give a waiting service (``WAIT_ENV``) its configuration: written whole, then renamed into place."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(config.model_dump_json())
+    partial.replace(path)
+
+
+def wait_for_config(path: Path, poll: float = 0.02) -> ServeConfig:
+    """The configuration handed over in ``path`` (``hand_over``), once it is there."""
+    while not path.exists():
+        time.sleep(poll)
+    try:
+        return ServeConfig.model_validate_json(path.read_text())
+    except ValueError as error:
+        raise SpecError(f"{path}: not a valid service configuration: {error}") from None
 
 
 def resolve_token(config: ServeConfig) -> str | None:

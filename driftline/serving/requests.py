@@ -12,12 +12,17 @@ Plain pydantic and pandas (no BentoML, no Prefect), so the service, its tests an
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from driftline.libs import lazy_module
 from driftline.loop.modeling import ColumnSchema, TrainingSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas")
 
 MAX_ROWS = 10_000
 
@@ -52,9 +57,10 @@ def row_model(schema: TrainingSchema, name: str = "Row") -> type[BaseModel]:
     return model
 
 
-def to_frame(rows: list[BaseModel], schema: TrainingSchema) -> pd.DataFrame:
-    """Validated rows as the model's input frame, columns in training order."""
-    return pd.DataFrame([row.model_dump() for row in rows], columns=schema.names)
+def to_frame(rows: list[BaseModel] | list[dict[str, Any]], schema: TrainingSchema) -> pd.DataFrame:
+    """Validated rows (models, or their ``model_dump()``) as the model's input frame, columns in training order."""
+    records = [row if isinstance(row, dict) else row.model_dump() for row in rows]
+    return pd.DataFrame(records, columns=schema.names)
 
 
 def describe_errors(detail: list[dict[str, Any]], limit: int = 10) -> str:

@@ -19,6 +19,7 @@ class is defined, so the configuration is read and the schema loaded at import t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -40,10 +41,19 @@ from driftline.loop.modeling import TrainingSchema
 from driftline.monitoring.traffic import TrafficProfiler
 from driftline.serving.auth import BearerAuth
 from driftline.serving.batching import Coalescer
-from driftline.serving.config import API_ROUTES, champion_tag, config_from_env
+from driftline.serving.config import (
+    API_ROUTES,
+    CONFIG_ENV,
+    WAIT_ENV,
+    ServeConfig,
+    champion_tag,
+    config_from_env,
+    wait_for_config,
+)
+from driftline.serving.fastpath import CompiledModel, compile_model
 from driftline.serving.guard import RequestGuard
 from driftline.serving.requests import MAX_ROWS, row_model, to_frame
-from driftline.serving.supervisor import report_startup_failure
+from driftline.serving.supervisor import FAILURE_ENV, report_startup_failure
 from driftline.settings import quiet_telemetry
 
 quiet_telemetry()
@@ -57,18 +67,48 @@ def _cannot_start(what: str, error: BaseException | str) -> NoReturn:
     raise StoreError(reason) from (None if isinstance(error, str) else error)
 
 
+# `bentoml serve` itself (not a worker, not `bentoml build`): it imports this module, binds the port and starts the
+# workers, which import it again and serve.
+SERVER = Path(sys.argv[0]).name == "bentoml" and sys.argv[1:2] == ["serve"]
+# Started before its version exists (the servability check starts it while the model trains): each worker imports
+# everything, then waits for the version to be handed over; `bentoml serve` itself serves nothing and never needs it.
+WAITING = bool(os.environ.get(WAIT_ENV)) and not os.environ.get(CONFIG_ENV)
+
+
+def _configuration() -> ServeConfig:
+    if not WAITING:
+        return config_from_env()
+    if SERVER:
+        return ServeConfig(tag="pending:pending")
+    _warm_imports()
+    return wait_for_config(Path(os.environ[WAIT_ENV]))
+
+
+def _warm_imports() -> None:
+    """Import what unpickling a model imports, while there is nothing else to do."""
+    import importlib
+
+    for name in ("sklearn.pipeline", "sklearn.compose", "sklearn.impute", "sklearn.preprocessing", "xgboost"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    importlib.import_module("driftline.loop.estimators")
+
+
 try:
-    CONFIG = config_from_env()
+    CONFIG = _configuration()
 except Exception as error:
     _cannot_start("no service configuration", error)
-try:
-    # Before anything of the model is unpickled (custom_objects.pkl here, saved_model.pkl below): its files must be
-    # the ones packaged, or the service does not start (ModelIntegrityError names the file).
-    integrity.verify(CONFIG.tag, Path(bentoml.models.get(CONFIG.tag).path), CONFIG.files)
-    # Saved as TrainingSchema.as_dict(), by this driftline or an earlier one.
-    SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
-except Exception as error:
-    _cannot_start(f"cannot read model {CONFIG.tag} from the model store", error)
+if WAITING and SERVER:
+    SCHEMA = TrainingSchema(columns=(), target="")
+else:
+    try:
+        # Before anything of the model is unpickled (custom_objects.pkl here, saved_model.pkl below): its files must
+        # be the ones packaged, or the service does not start (ModelIntegrityError names the file).
+        integrity.verify(CONFIG.tag, Path(bentoml.models.get(CONFIG.tag).path), CONFIG.files)
+        # Saved as TrainingSchema.as_dict(), by this driftline or an earlier one.
+        SCHEMA = TrainingSchema.from_dict(bentoml.models.get(CONFIG.tag).custom_objects["schema"])
+    except Exception as error:
+        _cannot_start(f"cannot read model {CONFIG.tag} from the model store", error)
 
 
 def _load_error(tag: str) -> str | None:
@@ -95,15 +135,19 @@ def _load_error(tag: str) -> str | None:
     return None
 
 
-if Path(sys.argv[0]).name == "bentoml" and sys.argv[1:2] == ["serve"]:
-    # `bentoml serve` itself (not a worker, not `bentoml build`) imports this module before it binds the port and
-    # starts workers: a model that cannot be unpickled (say, a library missing where a Bento runs) ends it here, at
-    # once, non-zero, with the reason, even when no `driftline serve` supervises it; workers would crash-loop.
+if SERVER and not WAITING and not os.environ.get(FAILURE_ENV):
+    # A plain `bentoml serve` imports this module before it binds the port and starts workers: a model that cannot
+    # be unpickled (say, a library missing where a Bento runs) ends it here, at once, non-zero, with the reason;
+    # workers would crash-loop. Under a supervisor (FAILURE_ENV: `driftline serve`, the servability check) the
+    # worker's own report stops the service just as fast, so the 2-3 s of loading the model twice are not paid.
     load_error = _load_error(CONFIG.tag)
     if load_error is not None:
         _cannot_start(f"cannot load model {CONFIG.tag}", load_error)
 Row = row_model(SCHEMA, f"{CONFIG.model}_row")
 Rows = Annotated[list[Row], Field(min_length=1, max_length=MAX_ROWS)]  # type: ignore[valid-type]
+
+FAST_ROWS = 1_000  # the fast path's loop over rows in Python beats the pipeline's overhead up to about here
+INLINE_ROWS = 64  # batches of single rows this small are answered on the event loop, not in a thread
 
 operations = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 logger = logging.getLogger("driftline.service")
@@ -127,6 +171,13 @@ class ModelService:
         except Exception as error:
             _cannot_start(f"cannot load model {self.tag}", error)
         self.classes = list(SCHEMA.classes)
+        compiled = compile_model(self.model)
+        self.fast: CompiledModel | None = compiled if isinstance(compiled, CompiledModel) else None
+        self.fast_path = "on" if isinstance(compiled, CompiledModel) else f"off: {compiled.reason}"
+        if isinstance(compiled, CompiledModel):
+            logger.info("driftline: %s answers up to %d rows through the numpy fast path", self.tag, FAST_ROWS)
+        else:
+            logger.warning("driftline: %s is served through its scikit-learn pipeline: %s", self.tag, compiled.reason)
         self.coalescer: Coalescer[Any, dict[str, Any]] = Coalescer(self._predict_rows)
         self.profiler: TrafficProfiler | None = None
         if CONFIG.profile_store:
@@ -157,30 +208,47 @@ class ModelService:
                 return
 
     def _answer(self, rows: list[BaseModel]) -> tuple[list[Any], list[list[float]] | None]:
-        """Predictions (and probabilities) for validated rows, in one pass through the pipeline.
+        """Predictions (and probabilities) for validated rows, in one pass through the model.
 
         A classifier's prediction is its most probable class, which is what ``predict`` answers for every estimator
-        driftline trains; the servability check compares the two before a version is promoted.
+        driftline trains; the servability check compares the two before a version is promoted. Up to
+        ``FAST_ROWS`` rows go through the compiled fast path (driftline.serving.fastpath), more through the
+        pipeline, whose per-call overhead is then small beside its vectorised work.
         """
-        frame = to_frame(rows, SCHEMA)
-        steps = getattr(self.model, "steps", None)
-        if steps:
-            features, estimator = self.model[:-1].transform(frame), self.model[-1]
-        else:
-            features, estimator = frame, self.model
+        records = [row.model_dump() for row in rows]
+        fast = self.fast if self.fast is not None and len(records) <= FAST_ROWS else None
         probabilities = None
         if self.classes:
-            scores = np.asarray(estimator.predict_proba(features), dtype=float)
-            predictions = _plain(np.asarray(estimator.classes_)[scores.argmax(axis=1)])
+            if fast is not None:
+                scores, classes = np.asarray(fast.predict_proba(records), dtype=float), fast.classes
+            else:
+                estimator, features = self._split(records)
+                scores, classes = np.asarray(estimator.predict_proba(features), dtype=float), estimator.classes_
+            predictions = _plain(np.asarray(classes)[scores.argmax(axis=1)])
             probabilities = scores.round(6).tolist()
+        elif fast is not None:
+            predictions = _plain(fast.predict(records))
         else:
+            estimator, features = self._split(records)
             predictions = _plain(estimator.predict(features))
         if self.profiler is not None:
-            self.profiler.observe([row.model_dump() for row in rows], predictions)
+            self.profiler.observe(records, predictions)
         return predictions, probabilities
 
+    def _split(self, records: list[dict[str, Any]]) -> tuple[Any, Any]:
+        """The pipeline's estimator and the features its preprocessing makes of ``records``."""
+        frame = to_frame(records, SCHEMA)
+        steps = getattr(self.model, "steps", None)
+        if steps:
+            return self.model[-1], self.model[:-1].transform(frame)
+        return self.model, frame
+
     async def _predict_rows(self, rows: list[BaseModel]) -> list[dict[str, Any]]:
-        predictions, probabilities = await anyio.to_thread.run_sync(self._answer, rows)
+        if self.fast is not None and len(rows) <= INLINE_ROWS:
+            # Microseconds of numpy: a hop to a worker thread would cost more than the answer.
+            predictions, probabilities = self._answer(rows)
+        else:
+            predictions, probabilities = await anyio.to_thread.run_sync(self._answer, rows)
         answers: list[dict[str, Any]] = [{"model": self.tag, "prediction": p} for p in predictions]
         if probabilities is not None:
             for answer, row in zip(answers, probabilities, strict=True):
@@ -209,9 +277,15 @@ class ModelService:
 
     @operations.get("/health")
     def health(self) -> dict[str, Any]:
-        """The served model's tag and the state of live-traffic profiling (readiness itself is /readyz)."""
+        """The served model's tag, live-traffic profiling's state and the fast path's (readiness itself is /readyz)."""
         profiling = self.profiler.status.__dict__ if self.profiler is not None else None
-        return {"status": "ok", "model": self.tag, "auth": CONFIG.auth, "profiling": profiling}
+        return {
+            "status": "ok",
+            "model": self.tag,
+            "auth": CONFIG.auth,
+            "profiling": profiling,
+            "fast_path": self.fast_path,
+        }
 
     @bentoml.on_shutdown
     def flush_profile(self) -> None:

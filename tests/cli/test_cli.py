@@ -5,28 +5,56 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from driftline.cli import app
+from driftline.cli import COMMANDS, app
 from driftline.registry import open_registry
 from tests.conftest import REPO, Project, make_lineage, mark_checked
 
 runner = CliRunner()
 
 
+HEAVY = (
+    "pandas",
+    "numpy",
+    "prefect",
+    "great_expectations",
+    "whylogs",
+    "bentoml",
+    "sklearn",
+    "xgboost",
+    "pyarrow",
+    "sqlalchemy",
+    "scipy",
+)
+
+
 def test_help_imports_no_heavy_library() -> None:
+    """``driftline --help`` and every command's ``--help``, as the console script runs them, import none of them."""
+    from driftline.cli import SERVER_COMMANDS
+
+    helps = [[], *([name] for name, _ in COMMANDS), ["server"], *(["server", name] for name, _ in SERVER_COMMANDS)]
     code = (
         "import sys\n"
         "from driftline.cli import app\n"
-        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('great_expectations', 'whylogs', 'bentoml', 'prefect', 'sklearn') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
+        f"for args in {helps!r}:\n"
+        "    try:\n        app([*args, '--help'], prog_name='driftline')\n    except SystemExit as exit:\n"
+        "        assert exit.code == 0, (args, exit.code)\n"
+        f"print('HEAVY', sorted({{m.partition('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert "HEAVY []" in result.stdout
-    assert "train" in result.stdout and "lineage" in result.stdout
+    assert "train" in result.stdout and "lineage" in result.stdout and "Usage: driftline server start" in result.stdout
+
+
+def test_the_console_script_prints_help(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("driftline")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert result.stdout.startswith("Usage: driftline [OPTIONS] COMMAND [ARGS]...")
+    assert all(f"  {name} " in result.stdout for name, _ in COMMANDS)
 
 
 def _seed_registry() -> None:

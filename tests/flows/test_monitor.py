@@ -14,6 +14,10 @@ from tests.flows.test_train import _events
 
 pytestmark = pytest.mark.integration
 
+# A champion to monitor against. Its servability check is not what these tests are about (tests/integration and
+# tests/reliability/test_kills.py run it), so it is waived here: the champion is recorded as waived, and says so.
+CHAMPION = {"serving.check": False}
+
 
 def test_monitor_scores_drift_and_never_processes_a_batch_twice(project: Project, prefect_server: str) -> None:
     from flows.monitor import monitor
@@ -21,7 +25,7 @@ def test_monitor_scores_drift_and_never_processes_a_batch_twice(project: Project
 
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(5000, seed))
-    assert train(model="fraud").promoted
+    assert train(model="fraud", overrides=CHAMPION).promoted
     landing = project.fraud_data / "landing"
     landing.mkdir()
 
@@ -73,7 +77,7 @@ def test_a_broken_landing_batch_is_moved_to_quarantine_replayed_home_and_then_sc
 
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(5000, seed))
-    assert train(model="fraud").promoted
+    assert train(model="fraud", overrides=CHAMPION).promoted
     landing = project.fraud_data / "landing"
     landing.mkdir()
     broken = landing / "late.parquet"
@@ -101,7 +105,7 @@ def test_a_column_that_cannot_be_scored_raises_its_own_alert(project: Project, p
 
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(5000, seed))
-    assert train(model="fraud").promoted
+    assert train(model="fraud", overrides=CHAMPION).promoted
     landing = project.fraud_data / "landing"
     landing.mkdir()
     generate(3000, 51).assign(distance_km=float("nan")).to_parquet(landing / "feed-broken.parquet", index=False)
@@ -124,7 +128,7 @@ def test_an_unreadable_file_is_quarantined_and_the_next_file_is_still_scored(
 
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(5000, seed))
-    assert train(model="fraud").promoted
+    assert train(model="fraud", overrides=CHAMPION).promoted
     landing = project.fraud_data / "landing"
     landing.mkdir()
     (landing / "a-empty.parquet").write_bytes(b"")

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,29 +17,8 @@ import sqlalchemy as sa
 
 from driftline.registry import BatchStatus, Registry, Renewer, holder_dead, holder_for
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-
 MODEL = "fraud"
 FINGERPRINT = "a" * 64
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the local server, dropped afterwards; skipped only if the server cannot be reached."""
-    admin = sa.create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        connection = admin.connect()
-    except sa.exc.OperationalError as error:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {POSTGRES} is not reachable: {error.orig}")
-    name = f"driftline_claims_{uuid.uuid4().hex[:12]}"
-    try:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield f"{POSTGRES}/{name}"
-    finally:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.close()
-        admin.dispose()
 
 
 @pytest.fixture

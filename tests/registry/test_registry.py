@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from driftline.spec import load_spec
 from tasks.registry import promote_version, read_champion, record_gate_decision, register_version
 from tests.conftest import REPO, Project, Trained, make_lineage, mark_checked
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MODEL = "fraud"
 
 
@@ -131,25 +129,6 @@ def _check_races(url: str) -> None:
 
 def test_racing_promotions_on_sqlite_have_one_winner(sqlite_url: str) -> None:
     _check_races(sqlite_url)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the local server, dropped afterwards; skipped only if the server cannot be reached."""
-    admin = sa.create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        connection = admin.connect()
-    except sa.exc.OperationalError as error:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {POSTGRES} is not reachable: {error.orig}")
-    name = f"driftline_test_{uuid.uuid4().hex[:12]}"
-    try:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield f"{POSTGRES}/{name}"
-    finally:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.close()
-        admin.dispose()
 
 
 @pytest.mark.integration

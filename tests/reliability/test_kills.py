@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +28,7 @@ import pytest
 
 from driftline.examples.fraud import generate
 from driftline.runtime.server import port_free
-from tests.conftest import Project
+from tests.conftest import Project, new_project
 
 pytestmark = pytest.mark.integration
 
@@ -208,39 +209,118 @@ class Snapshot:
         return cls(champion.version if champion else None, ledger)
 
 
-@pytest.fixture
-def killable(project: Project, prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
-    """A project with two batches of fraud data, whose commands talk to the session's Prefect server."""
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+@dataclass(frozen=True)
+class Place:
+    """Where the kill tests run: one project root and state directory, reset from a snapshot before each test.
+
+    Every test runs at the same paths (the registry records absolute paths: profiles, holdouts, archived batches),
+    so a snapshot restored there is the state a real run left, not a copy pointing elsewhere.
+    """
+
+    base: Path
+    prefect_api: str
+
+    @property
+    def project(self) -> Project:
+        return Project(root=self.base / "project", state=self.base / "state")
+
+    def save(self, name: str) -> Path:
+        snapshot = self.base.parent / f"{self.base.name}-{name}"
+        for part in ("project", "state"):
+            if (self.base / part).exists():
+                shutil.copytree(self.base / part, snapshot / part, symlinks=True)
+        return snapshot
+
+    def restore(self, snapshot: Path, monkeypatch: pytest.MonkeyPatch, results: Path) -> Project:
+        """Reset the place to ``snapshot`` and make it current; its runs keep Prefect results under ``results``."""
+        for part in ("project", "state"):
+            shutil.rmtree(self.base / part, ignore_errors=True)
+            if (snapshot / part).exists():
+                shutil.copytree(snapshot / part, self.base / part, symlinks=True)
+        return self.use(monkeypatch, results)
+
+    def use(self, monkeypatch: pytest.MonkeyPatch, results: Path) -> Project:
+        """Make the project current (its commands talk to the session's Prefect server) while ``monkeypatch`` lasts."""
+        project = self.project
+        # Cached task results are scoped by the state directory's path, which every test here shares: each test keeps
+        # its own, so a test never reads an answer an earlier test computed (a kill and its rerun still share).
+        monkeypatch.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(results))
+        monkeypatch.setenv("DRIFTLINE_PROJECT_DIR", str(project.root))
+        monkeypatch.setenv("DRIFTLINE_HOME", str(project.state))
+        monkeypatch.setenv("PREFECT_API_URL", self.prefect_api)
+        for name in ("DRIFTLINE_REGISTRY_URL", "DRIFTLINE_PROFILE_STORE"):
+            monkeypatch.delenv(name, raising=False)
+        # open_registry keeps one engine per URL per process, and the URL is the same in every test: an engine of an
+        # earlier test would still point at the database file the restore replaced.
+        monkeypatch.setattr("driftline.registry._open", {})
+        return project
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Place:
+    base = tmp_path_factory.mktemp("kills")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        new_project(base, monkeypatch)
+    return Place(base, prefect_server)
+
+
+@pytest.fixture(scope="module")
+def fresh(place: Place) -> Path:
+    """A snapshot of a project with two batches of fraud data and no state yet."""
     for seed in (1, 2):
-        project.write_fraud_batch(f"batch-{seed}.parquet", generate(1500, seed))
+        place.project.write_fraud_batch(f"batch-{seed}.parquet", generate(1500, seed))
+    return place.save("fresh")
+
+
+@pytest.fixture(scope="module")
+def with_champion(place: Place, fresh: Path) -> tuple[Path, str]:
+    """A snapshot of that project after a first champion was trained through the CLI, once for the module; and its
+    version (a weak model, so the killed run's challenger would beat it)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        project = place.restore(fresh, monkeypatch, place.base.parent / f"{place.base.name}-champion-results")
+        stderr = rerun(
+            project,
+            "train",
+            "fraud",
+            "--set",
+            "estimator.params.n_estimators=3",
+            "--set",
+            "estimator.params.max_depth=1",
+            "--set",
+            "gate.min_metric=0.5",
+        )
+        assert "Traceback" not in stderr
+        champion = Snapshot.take().champion
+        assert champion is not None
+        return place.save("champion"), champion
+
+
+def _no_new_bentoml(place: Place, snapshot: Path, monkeypatch: pytest.MonkeyPatch, results: Path) -> Iterator[Project]:
     before = set(_bentoml_descendants())  # the session's own services (e.g. the fuzz tests' fraud_service) stay
-    yield project
+    yield place.restore(snapshot, monkeypatch, results)
     leftovers = [pid for pid in _bentoml_descendants() if pid not in before]
     assert leftovers == [], "a bentoml process of this test outlived it"
 
 
+@pytest.fixture
+def killable(place: Place, fresh: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Project]:
+    """A project with two batches of fraud data and no champion, whose commands talk to the session's Prefect server."""
+    yield from _no_new_bentoml(place, fresh, monkeypatch, tmp_path / "prefect-results")
+
+
+@pytest.fixture
+def championed(
+    place: Place, with_champion: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Project]:
+    """The same project with a first champion trained (restored from the module's snapshot, not trained again)."""
+    snapshot, champion = with_champion
+    for project in _no_new_bentoml(place, snapshot, monkeypatch, tmp_path / "prefect-results"):
+        assert Snapshot.take().champion == champion, "the restored state lost the champion"
+        yield project
+
+
 def _bentoml_descendants() -> list[int]:
     return [pid for pid in _descendants(os.getpid()) if any("bentoml" in a for a in _cmdline(pid))]
-
-
-def _with_champion(project: Project) -> str:
-    """Train a first champion (a weak one, so the killed run's challenger would beat it); return its version."""
-    code = rerun(
-        project,
-        "train",
-        "fraud",
-        "--set",
-        "estimator.params.n_estimators=3",
-        "--set",
-        "estimator.params.max_depth=1",
-        "--set",
-        "gate.min_metric=0.5",
-    )
-    assert "Traceback" not in code
-    champion = Snapshot.take().champion
-    assert champion is not None
-    return champion
 
 
 # -- train -----------------------------------------------------------------------------------------------------------
@@ -259,28 +339,28 @@ def test_a_train_killed_before_its_package_is_served_changes_nothing(killable: P
     assert after.champion is not None and [entry[0] for entry in after.ledger] == ["promote"]
 
 
-def test_a_train_killed_while_its_package_is_served_leaves_no_bentoml_and_frees_the_port(killable: Project) -> None:
-    champion = _with_champion(killable)
+def test_a_train_killed_while_its_package_is_served_leaves_no_bentoml_and_frees_the_port(championed: Project) -> None:
     before = Snapshot.take()
-    killed = kill_at(killable, "train.servability", "train", "fraud")
+    champion = before.champion
+    killed = kill_at(championed, "train.servability", "train", "fraud")
     assert killed.ports, f"no bentoml serve was running at train.servability: {killed.descendants}"
     assert_no_orphans(killed)
     assert Snapshot.take() == before
 
-    rerun(killable, "train", "fraud")
+    rerun(championed, "train", "fraud")
     assert_crashed_not_running(killed, {"train"})
     after = Snapshot.take()
     assert after.champion != champion and after.ledger[: len(before.ledger)] == before.ledger
 
 
-def test_a_train_killed_inside_the_promotion_transaction_commits_nothing(killable: Project) -> None:
-    champion = _with_champion(killable)
+def test_a_train_killed_inside_the_promotion_transaction_commits_nothing(championed: Project) -> None:
     before = Snapshot.take()
-    killed = kill_at(killable, "train.promoting", "train", "fraud")
+    champion = before.champion
+    killed = kill_at(championed, "train.promoting", "train", "fraud")
     assert_no_orphans(killed)
     assert Snapshot.take() == before  # the champion stays, the ledger has no half-written promotion
 
-    rerun(killable, "train", "fraud")
+    rerun(championed, "train", "fraud")
     assert_crashed_not_running(killed, {"train"})
     after = Snapshot.take()
     assert after.champion != champion
@@ -290,14 +370,13 @@ def test_a_train_killed_inside_the_promotion_transaction_commits_nothing(killabl
 # -- retrain ---------------------------------------------------------------------------------------------------------
 
 
-def test_a_retrain_killed_holding_its_lease_lets_the_next_retrain_run(killable: Project) -> None:
-    _with_champion(killable)
+def test_a_retrain_killed_holding_its_lease_lets_the_next_retrain_run(championed: Project) -> None:
     before = Snapshot.take()
-    killed = kill_at(killable, "retrain.leased", "retrain", "fraud")
+    killed = kill_at(championed, "retrain.leased", "retrain", "fraud")
     assert_no_orphans(killed)
     assert Snapshot.take() == before
 
-    stderr = rerun(killable, "retrain", "fraud")
+    stderr = rerun(championed, "retrain", "fraud")
     assert_crashed_not_running(killed, {"retrain"})
     assert "marked Crashed: retrain-fraud" in stderr
     after = Snapshot.take()
@@ -318,17 +397,16 @@ def _landing_batch(project: Project) -> Path:
 
 
 @pytest.mark.parametrize("point", ["monitor.claimed", "monitor.scoring", "monitor.archived"])
-def test_a_monitor_killed_with_a_batch_claimed_leaves_it_to_the_next_run(killable: Project, point: str) -> None:
+def test_a_monitor_killed_with_a_batch_claimed_leaves_it_to_the_next_run(championed: Project, point: str) -> None:
     from driftline.registry import open_registry
 
-    _with_champion(killable)
-    _landing_batch(killable)
+    _landing_batch(championed)
     before = Snapshot.take()
-    killed = kill_at(killable, point, "monitor", "fraud")
+    killed = kill_at(championed, point, "monitor", "fraud")
     assert_no_orphans(killed)
     assert Snapshot.take() == before
 
-    rerun(killable, "monitor", "fraud")
+    rerun(championed, "monitor", "fraud")
     assert_crashed_not_running(killed, {"monitor"})
     registry = open_registry()
     try:

@@ -56,11 +56,13 @@ def test_every_bad_landing_entry_ends_in_its_documented_state(project: Project, 
     assert len(LANDING) >= 40
     for seed in (1, 2):
         project.write_fraud_batch(f"batch-{seed}.parquet", generate(3000, seed))
-    assert train(model="fraud", overrides={"estimator.params.n_estimators": 50}).promoted
+    assert train(model="fraud", overrides={"estimator.params.n_estimators": 50, "serving.check": False}).promoted
     registry = open_registry()
     champion = registry.champion("fraud")
     spec = project.root / "deployments" / "fraud.toml"
-    spec.write_text(spec.read_text().replace("settle_seconds = 0", "settle_seconds = 30"))
+    # fresh.parquet must stay unsettled through both monitor runs below, however slow a busy machine makes them; the
+    # other entries are backdated an hour, so they are settled either way.
+    spec.write_text(spec.read_text().replace("settle_seconds = 0", "settle_seconds = 600"))
 
     landing = project.fraud_data / "landing"
     cases = write_landing(landing)

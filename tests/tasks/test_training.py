@@ -134,3 +134,55 @@ def test_a_split_without_a_window_marks_no_recent_rows(project: Project, fraud_f
     split = split_holdout.fn(load_spec("fraud"), batch=make_batch(fraud_frame))
 
     assert split.holdout_recent is None and not split.recent_mask.any()
+
+
+def _booster_bytes(model: object) -> bytes:
+    wrapper = model.named_steps["model"]  # type: ignore[attr-defined]
+    return bytes(wrapper.estimator_.get_booster().save_raw("ubj"))
+
+
+_FIT_IN_A_CHILD = """
+import sys
+from driftline.examples.fraud import generate
+from driftline.loop.data import Batch, fingerprint
+from driftline.spec import load_spec
+from tasks.training import fit_model, split_holdout
+
+frame = generate(3000, seed=11)
+spec = load_spec("fraud")
+split = split_holdout.fn(spec, batch=Batch(origin="generated", frame=frame, fingerprint=fingerprint(frame)))
+model = fit_model.fn(spec, split=split).model
+sys.stdout.buffer.write(bytes(model.named_steps["model"].estimator_.get_booster().save_raw("ubj")))
+"""
+
+
+def test_the_same_seed_fits_the_same_booster_on_every_core_in_any_process(
+    project: Project, fraud_frame: pd.DataFrame
+) -> None:
+    import subprocess
+    import sys
+
+    from driftline.loop.modeling import fit_threads
+
+    spec = load_spec("fraud")
+    split = split_holdout.fn(spec, batch=make_batch(fraud_frame))
+
+    first = fit_model.fn(spec, split=split).model
+    again = fit_model.fn(spec, split=split).model
+    child = subprocess.run([sys.executable, "-c", _FIT_IN_A_CHILD], capture_output=True, check=True, timeout=300)
+
+    assert spec.estimator.params.get("n_jobs") is None  # the fit chose the thread count, not the spec
+    assert first.named_steps["model"].estimator.get_params()["n_jobs"] == 1  # served on one thread
+    assert fit_threads() >= 1
+    assert _booster_bytes(first) == _booster_bytes(again) == child.stdout
+    X = split.holdout[spec.features.columns]
+    np.testing.assert_array_equal(first.predict_proba(X), again.predict_proba(X))
+
+
+def test_a_different_seed_fits_a_different_booster(project: Project, fraud_frame: pd.DataFrame) -> None:
+    split = split_holdout.fn(load_spec("fraud"), batch=make_batch(fraud_frame))
+
+    seed_42 = fit_model.fn(load_spec("fraud"), split=split).model
+    seed_43 = fit_model.fn(load_spec("fraud", {"estimator.seed": 43}), split=split).model
+
+    assert _booster_bytes(seed_42) != _booster_bytes(seed_43)
