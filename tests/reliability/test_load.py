@@ -1,4 +1,8 @@
-"""A bounded loopback load on the real service: 32 clients for 60 s, no errors, memory flat.
+"""A bounded loopback load on the real service: 32 clients for 75 s, no errors, memory that settles and stays flat.
+
+Under load the worker's memory rises for its first half minute (allocator arenas, the window's sketches, the
+profiling queue: 336 -> 436 MB measured, then flat to the MB for a minute), so the test bounds that rise and
+then asks the second half of the run to be flat: a leak of 0.5 MB/s fails it.
 
 Runs under the ``load`` marker (``make test`` runs it; ``-m "not load"`` leaves it out).
 """
@@ -19,9 +23,10 @@ from tests.conftest import Service
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 
 CLIENTS = 32
-SECONDS = 60.0
+SECONDS = 75.0
 WARM_UP_S = 15.0
-MAX_GROWTH = 0.15
+MAX_GROWTH = 0.25  # from the end of warm-up to the largest sample
+MAX_LATE_GROWTH = 0.03  # over the second half of the samples
 
 
 def rss_mb(pid: int) -> float:
@@ -34,7 +39,7 @@ def rss_mb(pid: int) -> float:
     return total / 2**20
 
 
-def test_32_clients_for_60_seconds_get_answers_and_memory_stays_flat(fraud_service: Service) -> None:
+def test_32_clients_for_75_seconds_get_answers_and_memory_settles(fraud_service: Service) -> None:
     stop = threading.Event()
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
@@ -82,3 +87,5 @@ def test_32_clients_for_60_seconds_get_answers_and_memory_stays_flat(fraud_servi
     assert not errors
     assert total > CLIENTS * 10  # the service did answer under load
     assert max(samples) < warm * (1 + MAX_GROWTH), samples
+    middle = samples[len(samples) // 2]
+    assert max(samples[len(samples) // 2 :]) < middle * (1 + MAX_LATE_GROWTH), samples
