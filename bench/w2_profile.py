@@ -7,7 +7,7 @@ For each size, one seeded fraud batch (Parquet, row groups of 1M rows) is genera
 
 - driftline: what the monitor does with a landing file: ``read_batch(path, lazy=True)`` (footer and a chunked
   fingerprint), ``validate(batch, spec)`` (the fraud suite, chunk by chunk) and ``profile_batch`` (the spec's
-  columns, chunked, a process pool above 2M rows) into a profile store;
+  columns, chunk by chunk) into a profile store;
 - anchor: ``pd.read_parquet`` of the same columns, ``why.log(pandas=frame)`` (whylogs' default resolver) and GX's
   ``batch.validate(suite)`` on the whole frame, as a user would write them.
 

@@ -15,12 +15,14 @@ import hashlib
 import json
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from driftline.errors import DataError, SpecError, UnreadableFile
 from driftline.libs import lazy_module
@@ -36,6 +38,37 @@ else:
 LAZY_ROWS = 500_000
 # Rows per chunk when a batch is read or hashed in chunks (~20 MB of the fraud example's columns).
 CHUNK_ROWS = 262_144
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def ordered_map(work: Callable[[T], R], items: Sequence[T], threads: int) -> Iterator[R]:
+    """``map(work, items)`` on up to ``threads`` threads: results in the items' order, at most ``threads`` of them
+    computed ahead of the one being consumed, so memory stays bounded however many items there are.
+
+    Threads, not processes: reading Parquet (pyarrow) and hashing (numpy) release the GIL, a thread costs nothing to
+    start, and nothing is pickled (a process pool whose workers import the libraries was slower on 2 cores, W2).
+    """
+    if threads <= 1 or len(items) <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="driftline-read") as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @dataclass(frozen=True)
@@ -154,17 +187,35 @@ class Batch:
 
 def fingerprint(frame: pd.DataFrame) -> str:
     """Hash column names, dtypes and every cell: stable across processes, different if one name or cell differs."""
-    return fingerprint_frames(list(frame.dtypes.items()), [frame])
+    return _digest(list(frame.dtypes.items()), [_row_hashes(frame)])
 
 
 def fingerprint_frames(dtypes: Sequence[tuple[Any, Any]], frames: Iterable[pd.DataFrame]) -> str:
     """``fingerprint`` of the frame these chunks make (in order), without holding it whole."""
+    return _digest(dtypes, map(_row_hashes, frames))
+
+
+def fingerprint_parquet(path: str, layout: ParquetLayout) -> str:
+    """``fingerprint`` of a whole read of a Parquet file, its row groups read and hashed on the process's cores."""
+
+    def row_group(group: int) -> bytes:
+        frames = parquet_frames(path, layout.columns, row_groups=[group], layout=layout)
+        return b"".join(map(_row_hashes, frames))
+
+    return _digest(layout.dtypes, ordered_map(row_group, layout.row_groups, min(cores(), 4)))
+
+
+def _digest(dtypes: Sequence[tuple[Any, Any]], row_hashes: Iterable[bytes]) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([[_column_label(c), str(t)] for c, t in dtypes]).encode())
-    for frame in frames:
-        # hash_pandas_object uses a fixed key, so the row hashes are the same in every process.
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for hashes in row_hashes:  # in row order: the bytes are the same however the rows were chunked
+        digest.update(hashes)
     return digest.hexdigest()
+
+
+def _row_hashes(frame: pd.DataFrame) -> bytes:
+    # hash_pandas_object uses a fixed key, so the row hashes are the same in every process.
+    return bytes(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
 
 
 def parquet_layout(path: str) -> ParquetLayout:
@@ -323,7 +374,7 @@ def _lazy_batch(path: str) -> Batch | None:
         layout = parquet_layout(path)
         if layout.rows <= LAZY_ROWS:
             return None
-        digest = fingerprint_frames(layout.dtypes, parquet_frames(path, layout.columns, layout=layout))
+        digest = fingerprint_parquet(path, layout)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except Exception as error:  # a damaged file: the whole read raises the same error, named

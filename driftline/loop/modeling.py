@@ -223,12 +223,9 @@ def estimator(spec: ModelSpec) -> Any:
 
 def fit_threads() -> int:
     """The cores this process may run on (its CPU affinity, not the machine's count)."""
-    import os
+    from driftline.loop.data import cores
 
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 def _predict_on_one_thread(model: Any, spec: ModelSpec) -> None:

@@ -1,5 +1,5 @@
 """A big Parquet batch read lazily: the same fingerprint and rows as a whole read, a profile with what drift needs,
-and drift scores equal to the unchunked profile's within the sketch's error (pool, chunks and old profiles alike)."""
+and drift scores equal to the unchunked profile's within the sketch's error (chunks, merged parts, old profiles)."""
 
 from __future__ import annotations
 
@@ -70,9 +70,32 @@ def test_a_lazy_batch_has_the_fingerprint_rows_and_values_of_a_whole_read(tmp_pa
 
     assert batch.lazy and batch.rows == len(whole) and batch.columns == list(whole.columns)
     assert batch.fingerprint == data.fingerprint(whole)
+    assert data.fingerprint_parquet(path, data.parquet_layout(path)) == batch.fingerprint  # 7 row groups, threaded
     pd.testing.assert_frame_equal(pd.concat(list(batch.frames(chunk_rows=4_000)), ignore_index=True), whole)
     sample = batch.sample(["x", "k"], 1_000)
     assert len(sample) == 1_000 and sample["k"].dtype == whole["k"].dtype
+
+
+def test_ordered_map_keeps_the_order_and_runs_only_a_few_items_ahead() -> None:
+    import threading
+    import time
+
+    lock = threading.Lock()
+    started: list[int] = []
+
+    def work(item: int) -> int:
+        with lock:
+            started.append(item)
+        time.sleep(0.001 * (item % 3))  # finishing out of order
+        return item * item
+
+    consumed = []
+    for result in data.ordered_map(work, list(range(40)), threads=2):
+        with lock:
+            ahead = len(started) - len(consumed) - 1
+        assert ahead <= 2, ahead  # at most `threads` computed beyond the one being consumed
+        consumed.append(result)
+    assert consumed == [i * i for i in range(40)]
 
 
 def test_the_monitor_reads_a_big_parquet_file_lazily_and_a_small_one_whole(
@@ -109,21 +132,18 @@ def scores(target: Any, reference: Any) -> dict[str, float | None]:
 
 
 @pytest.mark.parametrize("shift", [0.0, 0.3])
-def test_chunked_and_pooled_profiles_score_as_the_unchunked_profile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shift: float
-) -> None:
+def test_chunked_and_merged_profiles_score_as_the_unchunked_profile(tmp_path: Path, shift: float) -> None:
     reference = profiles.profile_view(frame(10, 40_000))
     batch = frame(11, shift=shift)
     path = write(batch, tmp_path / "batch.parquet")
     unchunked = profiles.profile_view(batch, chunk_rows=len(batch))
-    monkeypatch.setattr(profiles, "POOL_ROWS", 1)
-
     categorical = profiles.categories(spec())
-    chunked = profiles.profile_parquet(path, workers=1, chunk_rows=5_000, categorical=categorical)
-    pooled = profiles.profile_parquet(path, workers=2, categorical=categorical)
+    chunked = profiles.profile_parquet(path, chunk_rows=5_000, categorical=categorical)
+    halves = [profiles.profile_view(part, categorical=categorical) for part in (batch[: ROWS // 2], batch[ROWS // 2 :])]
+    merged = halves[0].merge(halves[1])  # how a traffic window's parts, one per service process, combine
 
     expected = scores(unchunked, reference)
-    for view in (chunked, pooled):
+    for view in (chunked, merged):
         assert profiles.view_rows(view) == ROWS
         counts = view.get_column("c").get_metric("counts")
         assert counts.n.value == ROWS and counts.null.value == 0
