@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from driftline.monitoring.policy import PolicyDecision
 from driftline.monitoring.retraining import RetrainOutcome
+from driftline.runtime import zombies
 from driftline.settings import pause_at, quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from flows.train import train
@@ -39,7 +40,10 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
         start = start_retrain(spec, fingerprint=fingerprint, reason=reason, flow_run_id=run_id)
         if start.skipped is not None:
             return skip(spec, start.skipped, fingerprint, run_id)
-        trained = train(model=spec.name, reason=reason, window=start.window, drift_event=start.drift_event)
+        # A run started by the CLI names its process in a tag; the training run carries it too, so a killed
+        # process's training run is marked Crashed with it (driftline.runtime.zombies).
+        with tags(*(tag for tag in flow_run.tags if zombies.Holder.parse(tag) is not None)):
+            trained = train(model=spec.name, reason=reason, window=start.window, drift_event=start.drift_event)
         return record_retrain(spec, trained=trained, fingerprint=fingerprint, flow_run_id=run_id)
     finally:
         release_retrain_lease(spec, holder=run_id)

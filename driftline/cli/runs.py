@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,11 +11,19 @@ from driftline.cli.base import completed_run_url, connect
 from driftline.oncall import events
 
 
-@contextmanager
-def _run_here() -> Iterator[None]:
-    """Around a flow run started by this command: first mark Crashed the runs whose process on this host died (so a
-    killed run never stays Running, and on-call hears of it), then tag the new run with the project and this process.
+def _run_here(flow: Any, **parameters: Any) -> Any:
+    """Run a flow in this process as a run on the server; return its final state.
+
+    First mark Crashed the runs whose process on this host died (so a killed run never stays Running, and on-call
+    hears of it). The run carries the project's tag (its run-failed automation sees it) and this process's (for that
+    reconciling); its task runs carry none, as a deployment's do: Prefect asks the server for concurrency slots
+    for each tagged task run, ~50 ms a task (0.9 s of a 10k-row train run), where none are set.
     """
+    from prefect.client.orchestration import get_client
+    from prefect.context import TagsContext
+    from prefect.flow_engine import run_flow
+    from prefect.states import Pending
+
     from driftline.runtime import zombies
 
     for crashed in zombies.reconcile():
@@ -25,7 +31,10 @@ def _run_here() -> Iterator[None]:
             f"marked Crashed: {crashed.name} ({crashed.run_id}): its process ({crashed.holder}) is gone", err=True
         )
     with events.run_tags(), zombies.holding():
-        yield
+        tags = set(TagsContext.get().current_tags)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(flow, parameters=flow.serialize_parameters(parameters), tags=tags, state=Pending())
+    return run_flow(flow, flow_run=run, parameters=parameters, return_type="state")
 
 
 def train(
@@ -46,8 +55,7 @@ def train(
     info = connect()
     from flows.train import train as train_flow
 
-    with _run_here():
-        state = train_flow(model=model, data=data, overrides=overrides or None, reason=reason, return_state=True)
+    state = _run_here(train_flow, model=model, data=data, overrides=overrides or None, reason=reason)
     run_url = completed_run_url(model, state, info)
     outcome = state.result()
     if outcome.promoted:
@@ -64,8 +72,7 @@ def monitor(model: Annotated[str, typer.Argument(help="model name")]) -> None:
     info = connect()
     from flows.monitor import monitor as monitor_flow
 
-    with _run_here():
-        state = monitor_flow(model=model, return_state=True)
+    state = _run_here(monitor_flow, model=model)
     run_url = completed_run_url(model, state, info)
     outcomes = state.result()
     if not outcomes:
@@ -88,8 +95,7 @@ def retrain(
     info = connect()
     from flows.retrain import retrain as retrain_flow
 
-    with _run_here():
-        state = retrain_flow(model=model, reason=reason, return_state=True)
+    state = _run_here(retrain_flow, model=model, reason=reason)
     run_url = completed_run_url(model, state, info)
     outcome = state.result()
     trained = outcome.trained
