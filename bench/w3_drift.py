@@ -115,11 +115,15 @@ def main() -> None:
             run(fixed_batch, references[size])
         by_batch: dict[int, list[Sample]] = {size: [] for size in sizes}
         by_reference: dict[int, list[Sample]] = {size: [] for size in sizes}
-        for index in range(runs):
-            order = sizes if index % 2 == 0 else sizes[::-1]
-            for size in order:
-                by_batch[size].append(run(files[size], fixed_reference))
-                by_reference[size].append(run(fixed_batch, references[size]))
+        # Each series in a loop of its own, so no reference's check runs right after a 10M-row batch's check (in
+        # one loop, the 10M reference always did, and measured 0.28 s against 0.17-0.34 s in fresh processes by hand).
+        for series, runner in (
+            (by_reference, lambda size: run(fixed_batch, references[size])),
+            (by_batch, lambda size: run(files[size], fixed_reference)),
+        ):
+            for index in range(runs):
+                for size in sizes if index % 2 == 0 else sizes[::-1]:
+                    series[size].append(runner(size))
         for size in sizes:
             seconds = Summary.of([work_seconds(s) for s in by_batch[size]])
             batch_rows.append(
