@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 
 from driftline.monitoring.policy import PolicyDecision
 from driftline.monitoring.retraining import RetrainOutcome
-from driftline.runtime import zombies
+from driftline.oncall import events
 from driftline.settings import pause_at, quiet_telemetry
 from driftline.spec import ModelSpec, load_spec
 from flows.train import train
@@ -40,9 +40,7 @@ def retrain(model: str, fingerprint: str = "", reason: str = "scheduled") -> Ret
         start = start_retrain(spec, fingerprint=fingerprint, reason=reason, flow_run_id=run_id)
         if start.skipped is not None:
             return skip(spec, start.skipped, fingerprint, run_id)
-        # A run started by the CLI names its process in a tag; the training run carries it too, so a killed
-        # process's training run is marked Crashed with it (driftline.runtime.zombies).
-        with tags(*(tag for tag in flow_run.tags if zombies.Holder.parse(tag) is not None)):
+        with tags(*events.holder_tags(flow_run.tags)):  # a killed CLI process's training run is reconciled too
             trained = train(model=spec.name, reason=reason, window=start.window, drift_event=start.drift_event)
         return record_retrain(spec, trained=trained, fingerprint=fingerprint, flow_run_id=run_id)
     finally:

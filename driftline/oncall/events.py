@@ -8,6 +8,7 @@ server never answer each other's events: ``driftline.model.<project>.<model>``, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ MODEL_LABEL = "driftline.model"
 
 RESOURCE_PREFIX = "driftline.model."
 PROJECT_TAG_PREFIX = "driftline-project:"
+# The tag naming the process that holds a CLI-started run (driftline.runtime.zombies writes and reads it).
+HOLDER_TAG_PREFIX = "driftline-holder:"
 
 
 def current_project() -> str:
@@ -74,6 +77,12 @@ def run_tags(project: str | None = None) -> AbstractContextManager[set[str]]:
     from prefect import tags
 
     return tags("driftline", project_tag(project))
+
+
+def holder_tags(tags: Iterable[str]) -> list[str]:
+    """A run's holder tags: its subflow runs carry them too, so a killed CLI process's subflow run is reconciled as
+    Crashed with it. Not the project's tag: its run-failed automation would page twice for one failure."""
+    return [tag for tag in tags if tag.startswith(HOLDER_TAG_PREFIX)]
 
 
 def emit(

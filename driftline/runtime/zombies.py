@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from driftline.oncall import events
 
-HOLDER_TAG_PREFIX = "driftline-holder:"
+HOLDER_TAG_PREFIX = events.HOLDER_TAG_PREFIX
 HEARTBEAT_SECONDS = 60  # driftline's default for PREFECT_FLOWS_HEARTBEAT_FREQUENCY (Prefect's own is 180)
 UNFINISHED = ("PENDING", "RUNNING", "CANCELLING")
 _PAGE = 200  # the most flow runs the API returns at once
